@@ -1,0 +1,12 @@
+//! Request and response types of etcd's v3 API, as plain Rust data, plus the errors the core
+//! answers with.
+//!
+//! The types mirror etcd's protobuf messages field for field, so the gRPC layer in `stead-net`
+//! converts them mechanically, but they carry no protobuf or transport concerns. Every error type
+//! maps to etcd's exact gRPC status code and message in one place: [`error`].
+
+pub mod error;
+pub mod kv;
+
+pub use error::{GrpcCode, KvError};
+pub use kv::*;

@@ -1,0 +1,13 @@
+//! stead-core: the sans-IO heart of stead, an etcd-compatible replicated key-value store.
+//!
+//! Everything that decides anything lives here, and nothing here performs IO: no sockets, no
+//! files, no clock, no threads and no OS randomness. Drivers (the deterministic simulator and the
+//! real tokio runtime) pass time, messages and requests in and carry the outputs out. Map
+//! iteration order never leaks into outputs (ordered maps only). `tests/sans_io.rs` enforces these
+//! rules on the source. Today the crate holds the request/response types ([`api`]) and the MVCC
+//! key space ([`mvcc`]); raft, the apply pipeline, leases, watches and auth arrive with their issues.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod mvcc;

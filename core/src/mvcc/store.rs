@@ -1,0 +1,300 @@
+//! The key space's state: every key's history, the change log, and the current and compacted
+//! revisions; plus the write transaction that all mutations go through.
+
+use super::history::{KeyHistory, Version};
+use super::{KeyRange, Revision};
+use crate::api::{
+    CompactionResponse, Event, EventKind, KeyValue, KvError, LeaseId, ResponseHeader,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// The revision of an empty store, as in etcd: the first write gets revision 2.
+pub const INITIAL_REVISION: i64 = 1;
+
+/// The in-memory MVCC key space.
+///
+/// Reads take `&self`; every mutation runs in a [`WriteTxn`] (see [`KvStore::write`]) that takes
+/// the next main revision and numbers its changes with sub-revisions; the request handlers in
+/// `txn.rs` and `range.rs` build etcd's semantics on top.
+#[derive(Clone, Debug)]
+pub struct KvStore {
+    /// Every key that has a retained version, in key order.
+    keys: BTreeMap<Arc<[u8]>, KeyHistory>,
+    /// Every change with a main revision above `compacted`, in revision order. It drives
+    /// compaction (only keys changed since the last compaction can have anything to drop) and
+    /// event reads for watches.
+    changes: VecDeque<(Revision, Arc<[u8]>)>,
+    /// The main revision of the last write transaction that changed something.
+    current: i64,
+    /// The revision of the last compaction, or -1 when there was none (as in etcd).
+    compacted: i64,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        KvStore::new()
+    }
+}
+
+impl KvStore {
+    /// An empty store at revision 1.
+    pub fn new() -> Self {
+        KvStore {
+            keys: BTreeMap::new(),
+            changes: VecDeque::new(),
+            current: INITIAL_REVISION,
+            compacted: -1,
+        }
+    }
+
+    /// The revision of the last write.
+    pub fn current_revision(&self) -> i64 {
+        self.current
+    }
+
+    /// The revision of the last compaction, or -1 when there was none.
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted
+    }
+
+    /// How many keys exist now (not counting deleted ones).
+    pub fn live_key_count(&self) -> usize {
+        self.keys
+            .values()
+            .filter(|history| history.live().is_some())
+            .count()
+    }
+
+    /// How many keys have retained history (live or not yet compacted away).
+    pub fn indexed_key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The keys of `range` with the version of each visible at main revision `at`, in key order.
+    pub(crate) fn visible(
+        &self,
+        range: KeyRange<'_>,
+        at: i64,
+    ) -> impl DoubleEndedIterator<Item = (&[u8], &Version)> + '_ {
+        let entries = range
+            .bounds()
+            .map(|bounds| self.keys.range::<[u8], _>(bounds));
+        entries
+            .into_iter()
+            .flatten()
+            .filter_map(move |(key, history)| history.live_at(at).map(|v| (&**key, v)))
+    }
+
+    /// The key's current version as a `KeyValue`, if it exists.
+    pub(crate) fn get_live(&self, key: &[u8]) -> Option<KeyValue> {
+        let version = self.keys.get(key)?.live()?;
+        Some(version.to_key_value(key, true))
+    }
+
+    /// Every key's history, in key order; for hashing and invariant checks.
+    pub(crate) fn histories(&self) -> impl Iterator<Item = (&[u8], &KeyHistory)> + '_ {
+        self.keys.iter().map(|(key, history)| (&**key, history))
+    }
+
+    /// Checks that a read at `revision` (0 or less: the current one) can be served, given that
+    /// the reader sees revision `current`; returns the revision to read at.
+    pub(crate) fn read_revision(&self, revision: i64, current: i64) -> Result<i64, KvError> {
+        if revision > current {
+            return Err(KvError::FutureRevision);
+        }
+        let revision = if revision <= 0 { current } else { revision };
+        if revision < self.compacted {
+            return Err(KvError::Compacted);
+        }
+        Ok(revision)
+    }
+
+    /// Starts a write transaction at the next main revision.
+    pub(crate) fn write(&mut self) -> WriteTxn<'_> {
+        let main = self.current + 1;
+        WriteTxn {
+            store: self,
+            main,
+            sub: 0,
+        }
+    }
+
+    /// Discards every version superseded at or before `revision` (etcd's Compact). Reads and
+    /// watches below `revision` fail with [`KvError::Compacted`] from now on.
+    pub fn compact(&mut self, revision: i64) -> Result<CompactionResponse, KvError> {
+        if revision <= self.compacted {
+            return Err(KvError::Compacted);
+        }
+        if revision > self.current {
+            return Err(KvError::FutureRevision);
+        }
+        // Only keys changed since the last compaction can hold a superseded version: every other
+        // key already holds just its visible put at or below the last compaction point.
+        let split = self
+            .changes
+            .partition_point(|(rev, _)| rev.main <= revision);
+        let touched: Vec<Arc<[u8]>> = self.changes.drain(..split).map(|(_, key)| key).collect();
+        for key in touched {
+            if let Some(history) = self.keys.get_mut(&key) {
+                history.compact(revision);
+                if history.is_empty() {
+                    self.keys.remove(&key);
+                }
+            }
+        }
+        self.compacted = revision;
+        Ok(CompactionResponse {
+            header: ResponseHeader::at(self.current),
+        })
+    }
+
+    /// Every event with a main revision at or after `start`, in revision order, with the
+    /// previous version of each key. Fails with [`KvError::Compacted`] when `start` is at or
+    /// below the compacted revision (that history is incomplete); a future `start` gives none.
+    pub fn events_since(&self, start: i64) -> Result<Vec<Event>, KvError> {
+        if start <= self.compacted {
+            return Err(KvError::Compacted);
+        }
+        let first = self.changes.partition_point(|(rev, _)| rev.main < start);
+        let events = self
+            .changes
+            .range(first..)
+            .map(|(rev, key)| self.event(*rev, key));
+        Ok(events.collect())
+    }
+
+    /// The event at `rev` on `key`; both are known to be in the history.
+    fn event(&self, rev: Revision, key: &[u8]) -> Event {
+        let history = &self.keys[key];
+        let (version, previous) = history.exact(rev).expect("the change log names a version");
+        let kind = if version.put().is_some() {
+            EventKind::Put
+        } else {
+            EventKind::Delete
+        };
+        Event {
+            kind,
+            kv: version.to_key_value(key, true),
+            prev_kv: previous
+                .filter(|p| p.put().is_some())
+                .map(|p| p.to_key_value(key, true)),
+        }
+    }
+
+    /// Panics if the store breaks an invariant; for tests and debug checks.
+    pub fn check_invariants(&self) {
+        assert!(self.current >= INITIAL_REVISION && self.compacted <= self.current);
+        for (key, history) in &self.keys {
+            assert!(!history.is_empty(), "empty history kept for {key:?}");
+            history.check_invariants();
+            let last = history.versions().last().expect("non-empty").rev.main;
+            assert!(last <= self.current, "a version from the future");
+        }
+        let revisions: Vec<Revision> = self.changes.iter().map(|(rev, _)| *rev).collect();
+        assert!(
+            revisions.windows(2).all(|pair| pair[0] < pair[1]),
+            "change log out of order"
+        );
+        assert!(revisions
+            .first()
+            .is_none_or(|rev| rev.main > self.compacted));
+        for (rev, key) in &self.changes {
+            assert!(
+                self.keys.get(key).and_then(|h| h.exact(*rev)).is_some(),
+                "lost change"
+            );
+        }
+    }
+}
+
+/// A write transaction: every change it makes gets revision `{main, sub}` with `sub` counting up.
+/// Reads through the store see the changes already made, like etcd's write transactions.
+/// [`WriteTxn::finish`] publishes the revision if anything changed.
+pub(crate) struct WriteTxn<'a> {
+    store: &'a mut KvStore,
+    main: i64,
+    sub: i64,
+}
+
+impl WriteTxn<'_> {
+    /// The store as this transaction sees it.
+    pub(crate) fn store(&self) -> &KvStore {
+        self.store
+    }
+
+    /// The revision a read inside this transaction sees: the transaction's own revision once it
+    /// changed something, the revision before it otherwise.
+    pub(crate) fn revision(&self) -> i64 {
+        if self.sub > 0 {
+            self.main
+        } else {
+            self.main - 1
+        }
+    }
+
+    /// Writes `key`, continuing its generation or starting a new one.
+    pub(crate) fn put(&mut self, key: &[u8], value: Box<[u8]>, lease: LeaseId) {
+        let rev = self.next_revision();
+        let key = match self.store.keys.get_key_value(key) {
+            Some((shared, _)) => Arc::clone(shared),
+            None => Arc::from(key),
+        };
+        self.store
+            .keys
+            .entry(Arc::clone(&key))
+            .or_default()
+            .push_put(rev, value, lease);
+        self.store.changes.push_back((rev, key));
+    }
+
+    /// Deletes every live key of `range`; returns the deleted keys' previous versions.
+    pub(crate) fn delete_range(&mut self, range: KeyRange<'_>) -> Vec<KeyValue> {
+        let at = self.revision();
+        let doomed: Vec<KeyValue> = self
+            .store
+            .visible(range, at)
+            .map(|(key, v)| v.to_key_value(key, true))
+            .collect();
+        for kv in &doomed {
+            let rev = self.next_revision();
+            let (key, history) = self
+                .store
+                .keys
+                .get_key_value_mut(&kv.key[..])
+                .expect("visible key is indexed");
+            history.push_tombstone(rev);
+            self.store.changes.push_back((rev, Arc::clone(key)));
+        }
+        doomed
+    }
+
+    /// Ends the transaction; returns the revision it produced (the previous one if it changed
+    /// nothing).
+    pub(crate) fn finish(self) -> i64 {
+        let revision = self.revision();
+        self.store.current = revision;
+        revision
+    }
+
+    fn next_revision(&mut self) -> Revision {
+        let rev = Revision::new(self.main, self.sub);
+        self.sub += 1;
+        rev
+    }
+}
+
+/// Extension to fetch a map entry mutably together with its shared key.
+trait GetKeyValueMut<V> {
+    fn get_key_value_mut(&mut self, key: &[u8]) -> Option<(&Arc<[u8]>, &mut V)>;
+}
+
+impl<V> GetKeyValueMut<V> for BTreeMap<Arc<[u8]>, V> {
+    fn get_key_value_mut(&mut self, key: &[u8]) -> Option<(&Arc<[u8]>, &mut V)> {
+        self.range_mut::<[u8], _>((
+            std::ops::Bound::Included(key),
+            std::ops::Bound::Included(key),
+        ))
+        .next()
+    }
+}
