@@ -40,6 +40,9 @@ impl KvStore {
             }
             _ => usize::MAX,
         };
+        // Values are needed to sort by value even when the answer carries keys only; etcd drops
+        // them after sorting.
+        let with_values = !request.keys_only || request.sort_target == SortTarget::Value;
         let mut count = 0usize;
         let mut kvs = Vec::new();
         let mut visit = |key: &[u8], version: &Version| {
@@ -47,7 +50,7 @@ impl KvStore {
             if request.count_only || kvs.len() >= wanted || !passes_filters(request, version) {
                 return;
             }
-            kvs.push(version.to_key_value(key, !request.keys_only));
+            kvs.push(version.to_key_value(key, with_values));
         };
         if streams_in_reverse {
             self.visible(range, at)
@@ -63,6 +66,9 @@ impl KvStore {
         let more = request.limit > 0 && kvs.len() > request.limit as usize;
         if more {
             kvs.truncate(request.limit as usize);
+        }
+        if request.keys_only {
+            kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
         Ok(RangeResponse {
             header: ResponseHeader::at(current),

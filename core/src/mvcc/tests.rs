@@ -541,3 +541,17 @@ fn hash_kv_covers_history_up_to_a_revision() {
     put(&mut other, "e", "different");
     assert_ne!(store.hash(), other.hash());
 }
+
+/// Found by the model test: keys_only must not empty the values before a sort by value.
+#[test]
+fn keys_only_sorts_by_value_before_dropping_values() {
+    let mut store = KvStore::new();
+    put(&mut store, "a", "");
+    put(&mut store, "c", "x");
+    let mut request = range_request("\0", "\0");
+    (request.keys_only, request.sort_target, request.sort_order) =
+        (true, SortTarget::Value, SortOrder::Descend);
+    let response = store.range(&request).unwrap();
+    assert_eq!(keys(&response), ["c", "a"]);
+    assert!(response.kvs.iter().all(|kv| kv.value.is_empty()));
+}
