@@ -35,11 +35,7 @@ struct Model {
 
 impl Model {
     fn new() -> Self {
-        Model {
-            events: Vec::new(),
-            current: 1,
-            compacted: -1,
-        }
+        Model { events: Vec::new(), current: 1, compacted: -1 }
     }
 
     /// The key's state after replaying its events with main revision `<= at` (and, when
@@ -47,10 +43,7 @@ impl Model {
     fn replay(&self, key: &[u8], at: i64, before: Option<usize>) -> Option<KeyValue> {
         let mut state: Option<KeyValue> = None;
         let end = before.unwrap_or(self.events.len());
-        for event in self.events[..end]
-            .iter()
-            .filter(|e| e.key == key && e.main <= at)
-        {
+        for event in self.events[..end].iter().filter(|e| e.key == key && e.main <= at) {
             state = match &event.put {
                 None => None,
                 Some((value, lease)) => {
@@ -85,10 +78,7 @@ impl Model {
     }
 
     fn visible(&self, start: &[u8], end: &[u8], at: i64) -> Vec<KeyValue> {
-        let keys = self
-            .keys()
-            .into_iter()
-            .filter(|k| Model::in_range(k, start, end));
+        let keys = self.keys().into_iter().filter(|k| Model::in_range(k, start, end));
         keys.filter_map(|k| self.replay(&k, at, None)).collect()
     }
 
@@ -96,11 +86,7 @@ impl Model {
         if request.revision > seen {
             return Err(KvError::FutureRevision);
         }
-        let at = if request.revision <= 0 {
-            seen
-        } else {
-            request.revision
-        };
+        let at = if request.revision <= 0 { seen } else { request.revision };
         if at < self.compacted {
             return Err(KvError::Compacted);
         }
@@ -109,15 +95,12 @@ impl Model {
         let mut kvs: Vec<KeyValue> = if request.count_only { Vec::new() } else { all };
         let within = |v: i64, min: i64, max: i64| (min == 0 || v >= min) && (max == 0 || v <= max);
         kvs.retain(|kv| {
-            within(
-                kv.mod_revision,
-                request.min_mod_revision,
-                request.max_mod_revision,
-            ) && within(
-                kv.create_revision,
-                request.min_create_revision,
-                request.max_create_revision,
-            )
+            within(kv.mod_revision, request.min_mod_revision, request.max_mod_revision)
+                && within(
+                    kv.create_revision,
+                    request.min_create_revision,
+                    request.max_create_revision,
+                )
         });
         let order = match (request.sort_order, request.sort_target) {
             (SortOrder::None, SortTarget::Key) => SortOrder::None,
@@ -149,12 +132,7 @@ impl Model {
         if request.keys_only {
             kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
-        Ok(RangeResponse {
-            header: ResponseHeader::at(seen),
-            kvs,
-            more,
-            count,
-        })
+        Ok(RangeResponse { header: ResponseHeader::at(seen), kvs, more, count })
     }
 
     fn events_since(&self, start: i64) -> Result<Vec<Event>, KvError> {
@@ -162,12 +140,7 @@ impl Model {
             return Err(KvError::Compacted);
         }
         let mut out = Vec::new();
-        for (index, e) in self
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.main >= start)
-        {
+        for (index, e) in self.events.iter().enumerate().filter(|(_, e)| e.main >= start) {
             let prev_kv = self.replay(&e.key, i64::MAX, Some(index));
             let (kind, kv) = match self.replay(&e.key, i64::MAX, Some(index + 1)) {
                 Some(kv) => (EventKind::Put, kv),
@@ -193,9 +166,8 @@ impl Model {
                     continue;
                 }
                 let kv = self.replay(&key, i64::MAX, Some(index + 1));
-                let put = kv
-                    .as_ref()
-                    .map(|kv| (kv.create_revision, kv.version, kv.lease, &kv.value[..]));
+                let put =
+                    kv.as_ref().map(|kv| (kv.create_revision, kv.version, kv.lease, &kv.value[..]));
                 hasher.add(&key, e.main, e.sub, put);
             }
         }
@@ -206,9 +178,7 @@ impl Model {
         let e = &self.events[index];
         e.put.is_some()
             && e.main <= at
-            && !self.events[index + 1..]
-                .iter()
-                .any(|later| later.key == e.key && later.main <= at)
+            && !self.events[index + 1..].iter().any(|later| later.key == e.key && later.main <= at)
     }
 
     fn hash(&self) -> u32 {
@@ -229,11 +199,7 @@ impl Model {
         if revision > self.current {
             return Err(KvError::FutureRevision);
         }
-        let at = if revision <= 0 {
-            self.current
-        } else {
-            revision
-        };
+        let at = if revision <= 0 { self.current } else { revision };
         let compacted = self.compacted;
         let mut hasher = KvHasher::new();
         self.hash_events(&mut hasher, |i, e| {
@@ -255,9 +221,7 @@ impl Model {
             return Err(KvError::FutureRevision);
         }
         self.compacted = revision;
-        Ok(CompactionResponse {
-            header: ResponseHeader::at(self.current),
-        })
+        Ok(CompactionResponse { header: ResponseHeader::at(self.current) })
     }
 }
 
@@ -278,12 +242,7 @@ impl ModelTxn<'_> {
     }
 
     fn write(&mut self, key: &[u8], put: Option<(Vec<u8>, LeaseId)>) {
-        let event = ModelEvent {
-            main: self.main,
-            sub: self.sub,
-            key: key.to_vec(),
-            put,
-        };
+        let event = ModelEvent { main: self.main, sub: self.sub, key: key.to_vec(), put };
         self.model.events.push(event);
         self.sub += 1;
     }
@@ -298,33 +257,21 @@ impl ModelTxn<'_> {
         } else {
             request.value.clone()
         };
-        let lease = if request.ignore_lease {
-            previous.clone().unwrap().lease
-        } else {
-            request.lease
-        };
+        let lease =
+            if request.ignore_lease { previous.clone().unwrap().lease } else { request.lease };
         self.write(&request.key, Some((value, lease)));
         let prev_kv = if request.prev_kv { previous } else { None };
-        Ok(PutResponse {
-            header: ResponseHeader::at(self.seen()),
-            prev_kv,
-        })
+        Ok(PutResponse { header: ResponseHeader::at(self.seen()), prev_kv })
     }
 
     fn delete(&mut self, request: &DeleteRangeRequest) -> DeleteRangeResponse {
-        let doomed = self
-            .model
-            .visible(&request.key, &request.range_end, i64::MAX);
+        let doomed = self.model.visible(&request.key, &request.range_end, i64::MAX);
         for kv in &doomed {
             self.write(&kv.key, None);
         }
         let deleted = doomed.len() as i64;
         let prev_kvs = if request.prev_kv { doomed } else { Vec::new() };
-        DeleteRangeResponse {
-            header: ResponseHeader::at(self.seen()),
-            deleted,
-            prev_kvs,
-        }
+        DeleteRangeResponse { header: ResponseHeader::at(self.seen()), deleted, prev_kvs }
     }
 
     fn finish(self) -> i64 {
@@ -337,11 +284,7 @@ impl ModelTxn<'_> {
 impl Model {
     fn write(&mut self) -> ModelTxn<'_> {
         let main = self.current + 1;
-        ModelTxn {
-            model: self,
-            main,
-            sub: 0,
-        }
+        ModelTxn { model: self, main, sub: 0 }
     }
 
     fn put(&mut self, request: &PutRequest) -> Result<PutResponse, KvError> {
@@ -424,11 +367,7 @@ impl Model {
 
     fn decide(&self, request: &TxnRequest) -> Decided {
         let succeeded = request.compare.iter().all(|c| self.holds(c));
-        let ops = if succeeded {
-            &request.success
-        } else {
-            &request.failure
-        };
+        let ops = if succeeded { &request.success } else { &request.failure };
         let ops = ops
             .iter()
             .map(|op| match op {
@@ -474,11 +413,7 @@ fn run(txn: &mut ModelTxn<'_>, decided: &Decided) -> TxnResponse {
             DecidedOp::Txn(nested) => ResponseOp::Txn(run(txn, nested)),
         });
     }
-    TxnResponse {
-        header: ResponseHeader::default(),
-        succeeded: decided.succeeded,
-        responses,
-    }
+    TxnResponse { header: ResponseHeader::default(), succeeded: decided.succeeded, responses }
 }
 
 // ---- generators ----
@@ -532,28 +467,15 @@ fn revision_pick() -> impl Strategy<Value = RevisionPick> {
 fn put_request() -> impl Strategy<Value = PutRequest> {
     let value = prop::sample::select(&["", "x", "y", "zz"][..]);
     let lease = prop_oneof![6 => Just(0i64), 3 => 1i64..3, 1 => Just(3i64)];
-    (
-        key(),
-        value,
-        lease,
-        any::<bool>(),
-        prop::bool::weighted(0.1),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(
-            |(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
-                key,
-                value: if ignore_value {
-                    Vec::new()
-                } else {
-                    value.as_bytes().to_vec()
-                },
-                lease: if ignore_lease { 0 } else { lease },
-                prev_kv,
-                ignore_value,
-                ignore_lease,
-            },
-        )
+    (key(), value, lease, any::<bool>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+        .prop_map(|(key, value, lease, prev_kv, ignore_value, ignore_lease)| PutRequest {
+            key,
+            value: if ignore_value { Vec::new() } else { value.as_bytes().to_vec() },
+            lease: if ignore_lease { 0 } else { lease },
+            prev_kv,
+            ignore_value,
+            ignore_lease,
+        })
 }
 
 fn delete_request() -> impl Strategy<Value = DeleteRangeRequest> {
@@ -576,14 +498,7 @@ fn range_request() -> impl Strategy<Value = RangeRequest> {
     ];
     let filter = prop_oneof![3 => Just(0i64), 1 => 1i64..30];
     (
-        (
-            key(),
-            range_end(),
-            -1i64..4,
-            revision(),
-            sort_order,
-            prop::sample::select(&TARGETS[..]),
-        ),
+        (key(), range_end(), -1i64..4, revision(), sort_order, prop::sample::select(&TARGETS[..])),
         (prop::bool::weighted(0.2), prop::bool::weighted(0.1)),
         (filter.clone(), filter.clone(), filter.clone(), filter),
     )
@@ -629,18 +544,8 @@ fn compare() -> impl Strategy<Value = Compare> {
             CompareResult::NotEqual,
         ][..],
     );
-    (
-        result,
-        target,
-        key(),
-        prop_oneof![3 => Just(Vec::new()), 1 => range_end()],
-    )
-        .prop_map(|(result, target, key, range_end)| Compare {
-            result,
-            target,
-            key,
-            range_end,
-        })
+    (result, target, key(), prop_oneof![3 => Just(Vec::new()), 1 => range_end()])
+        .prop_map(|(result, target, key, range_end)| Compare { result, target, key, range_end })
 }
 
 fn txn_request() -> impl Strategy<Value = TxnRequest> {
@@ -656,11 +561,7 @@ fn txn_request() -> impl Strategy<Value = TxnRequest> {
             prop::collection::vec(inner, 0..3),
         )
             .prop_map(|(compare, success, failure)| {
-                RequestOp::Txn(TxnRequest {
-                    compare,
-                    success,
-                    failure,
-                })
+                RequestOp::Txn(TxnRequest { compare, success, failure })
             })
     });
     (
@@ -668,11 +569,7 @@ fn txn_request() -> impl Strategy<Value = TxnRequest> {
         prop::collection::vec(op.clone(), 0..4),
         prop::collection::vec(op, 0..4),
     )
-        .prop_map(|(compare, success, failure)| TxnRequest {
-            compare,
-            success,
-            failure,
-        })
+        .prop_map(|(compare, success, failure)| TxnRequest { compare, success, failure })
 }
 
 #[derive(Clone, Debug)]
@@ -712,10 +609,7 @@ fn step(store: &mut KvStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
         }
         Op::Delete(request) => prop_assert_eq!(store.delete_range(request), model.delete(request)),
         Op::Range(request, pick) => {
-            let request = RangeRequest {
-                revision: pick.resolve(current),
-                ..request.clone()
-            };
+            let request = RangeRequest { revision: pick.resolve(current), ..request.clone() };
             prop_assert_eq!(store.range(&request), model.range(&request, current));
         }
         Op::Txn(request) => {
@@ -746,12 +640,8 @@ fn step(store: &mut KvStore, model: &mut Model, op: &Op) -> Result<(), TestCaseE
 fn final_agreement(store: &KvStore, model: &Model) -> Result<(), TestCaseError> {
     let first = model.compacted.max(1);
     for revision in first..=model.current {
-        let request = RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            revision,
-            ..RangeRequest::default()
-        };
+        let request =
+            RangeRequest { key: vec![0], range_end: vec![0], revision, ..RangeRequest::default() };
         prop_assert_eq!(
             store.range(&request),
             model.range(&request, model.current),

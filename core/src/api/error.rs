@@ -111,31 +111,15 @@ mod tests {
             (KvError::KeyNotFound, 3, "etcdserver: key not found"),
             (KvError::ValueProvided, 3, "etcdserver: value is provided"),
             (KvError::LeaseProvided, 3, "etcdserver: lease is provided"),
-            (
-                KvError::TooManyOps,
-                3,
-                "etcdserver: too many operations in txn request",
-            ),
-            (
-                KvError::DuplicateKey,
-                3,
-                "etcdserver: duplicate key given in txn request",
-            ),
-            (
-                KvError::Compacted,
-                11,
-                "etcdserver: mvcc: required revision has been compacted",
-            ),
+            (KvError::TooManyOps, 3, "etcdserver: too many operations in txn request"),
+            (KvError::DuplicateKey, 3, "etcdserver: duplicate key given in txn request"),
+            (KvError::Compacted, 11, "etcdserver: mvcc: required revision has been compacted"),
             (
                 KvError::FutureRevision,
                 11,
                 "etcdserver: mvcc: required revision is a future revision",
             ),
-            (
-                KvError::LeaseNotFound,
-                5,
-                "etcdserver: requested lease not found",
-            ),
+            (KvError::LeaseNotFound, 5, "etcdserver: requested lease not found"),
         ];
         for (error, code, text) in table {
             assert_eq!(error.code() as u8, code, "{error:?}");

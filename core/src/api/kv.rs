@@ -46,10 +46,7 @@ pub struct ResponseHeader {
 impl ResponseHeader {
     /// A header that carries only a revision, as MVCC produces it.
     pub fn at(revision: i64) -> Self {
-        ResponseHeader {
-            revision,
-            ..ResponseHeader::default()
-        }
+        ResponseHeader { revision, ..ResponseHeader::default() }
     }
 }
 

@@ -81,10 +81,7 @@ impl KvStore {
     pub fn hash(&self) -> u32 {
         let mut hasher = KvHasher::new();
         for (key, history) in self.histories() {
-            history
-                .versions()
-                .iter()
-                .for_each(|version| hasher.version(key, version));
+            history.versions().iter().for_each(|version| hasher.version(key, version));
         }
         hasher.int(self.current_revision());
         hasher.int(self.compacted_revision());
@@ -101,23 +98,15 @@ impl KvStore {
         if revision > self.current_revision() {
             return Err(KvError::FutureRevision);
         }
-        let revision = if revision <= 0 {
-            self.current_revision()
-        } else {
-            revision
-        };
+        let revision = if revision <= 0 { self.current_revision() } else { revision };
         let mut hasher = KvHasher::new();
         for (key, history) in self.histories() {
-            let kept = history
-                .live_at(revision)
-                .filter(|v| v.rev.main <= compacted);
+            let kept = history.live_at(revision).filter(|v| v.rev.main <= compacted);
             let newer = history
                 .versions()
                 .iter()
                 .filter(|v| v.rev.main > compacted && v.rev.main <= revision);
-            kept.into_iter()
-                .chain(newer)
-                .for_each(|version| hasher.version(key, version));
+            kept.into_iter().chain(newer).for_each(|version| hasher.version(key, version));
         }
         Ok(KvHash {
             hash: hasher.finish(),

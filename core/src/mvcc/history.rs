@@ -57,18 +57,12 @@ impl Version {
                 create_revision: put.create,
                 mod_revision: self.rev.main,
                 version: put.version,
-                value: if with_value {
-                    put.value.to_vec()
-                } else {
-                    Vec::new()
-                },
+                value: if with_value { put.value.to_vec() } else { Vec::new() },
                 lease: put.lease,
             },
-            Body::Tombstone => KeyValue {
-                key: key.to_vec(),
-                mod_revision: self.rev.main,
-                ..KeyValue::default()
-            },
+            Body::Tombstone => {
+                KeyValue { key: key.to_vec(), mod_revision: self.rev.main, ..KeyValue::default() }
+            }
         }
     }
 }
@@ -124,23 +118,24 @@ impl KeyHistory {
             Some(current) => (current.create, current.version + 1),
             None => (rev.main, 1),
         };
-        let body = Body::Put(PutBody {
-            create,
-            version,
-            lease,
-            value,
-        });
-        self.versions.push(Version { rev, body });
+        let body = Body::Put(PutBody { create, version, lease, value });
+        self.push(Version { rev, body });
     }
 
     /// Appends a tombstone at `rev`. The key must exist.
     pub(crate) fn push_tombstone(&mut self, rev: Revision) {
         debug_assert!(self.live().is_some(), "tombstone on a deleted key");
         debug_assert!(self.versions.last().is_none_or(|v| v.rev < rev));
-        self.versions.push(Version {
-            rev,
-            body: Body::Tombstone,
-        });
+        self.push(Version { rev, body: Body::Tombstone });
+    }
+
+    /// Appends a version. Most keys hold one version, so the first gets an exact allocation
+    /// rather than `Vec`'s default of four.
+    fn push(&mut self, version: Version) {
+        if self.versions.capacity() == 0 {
+            self.versions.reserve_exact(1);
+        }
+        self.versions.push(version);
     }
 
     /// Drops every version superseded at or before main revision `at`: what remains is every
@@ -152,6 +147,9 @@ impl KeyHistory {
             _ => after,
         };
         self.versions.drain(..keep_from);
+        if self.versions.capacity() > 2 * self.versions.len() {
+            self.versions.shrink_to_fit();
+        }
     }
 
     /// Panics if the history breaks its invariants; for tests and debug checks.
@@ -164,10 +162,7 @@ impl KeyHistory {
                     assert_eq!((put.create, put.version), (pair[1].rev.main, 1));
                 }
                 (Body::Put(before), Body::Put(put)) => {
-                    assert_eq!(
-                        put.create, before.create,
-                        "create revision within a generation"
-                    );
+                    assert_eq!(put.create, before.create, "create revision within a generation");
                     assert_eq!(put.version, before.version + 1, "versions count up by one");
                 }
                 (Body::Put(_), Body::Tombstone) => {}
@@ -216,11 +211,7 @@ mod tests {
         h.compact(4);
         assert_eq!(mains(&h), [3, 5, 7]);
         h.compact(5);
-        assert_eq!(
-            mains(&h),
-            [7],
-            "a tombstone visible at the compaction point goes"
-        );
+        assert_eq!(mains(&h), [7], "a tombstone visible at the compaction point goes");
         h.compact(9);
         assert_eq!(mains(&h), [7], "the live version survives any compaction");
     }
@@ -242,9 +233,6 @@ mod tests {
         assert_eq!(previous.unwrap().rev, rev(2));
         assert!(h.exact(rev(3)).is_none());
         let tomb = deleted.to_key_value(b"k", true);
-        assert_eq!(
-            (tomb.mod_revision, tomb.version, tomb.create_revision),
-            (5, 0, 0)
-        );
+        assert_eq!((tomb.mod_revision, tomb.version, tomb.create_revision), (5, 0, 0));
     }
 }

@@ -53,12 +53,9 @@ impl KvStore {
             kvs.push(version.to_key_value(key, with_values));
         };
         if streams_in_reverse {
-            self.visible(range, at)
-                .rev()
-                .for_each(|(key, version)| visit(key, version));
+            self.visible(range, at).rev().for_each(|(key, version)| visit(key, version));
         } else {
-            self.visible(range, at)
-                .for_each(|(key, version)| visit(key, version));
+            self.visible(range, at).for_each(|(key, version)| visit(key, version));
         }
         if !(streams_in_key_order || streams_in_reverse) {
             sort(&mut kvs, request.sort_target, order);
@@ -70,12 +67,7 @@ impl KvStore {
         if request.keys_only {
             kvs.iter_mut().for_each(|kv| kv.value.clear());
         }
-        Ok(RangeResponse {
-            header: ResponseHeader::at(current),
-            kvs,
-            more,
-            count: count as i64,
-        })
+        Ok(RangeResponse { header: ResponseHeader::at(current), kvs, more, count: count as i64 })
     }
 }
 
@@ -94,15 +86,8 @@ fn passes_filters(request: &RangeRequest, version: &Version) -> bool {
     };
     let within =
         |value: i64, min: i64, max: i64| (min == 0 || value >= min) && (max == 0 || value <= max);
-    within(
-        version.rev.main,
-        request.min_mod_revision,
-        request.max_mod_revision,
-    ) && within(
-        put.create,
-        request.min_create_revision,
-        request.max_create_revision,
-    )
+    within(version.rev.main, request.min_mod_revision, request.max_mod_revision)
+        && within(put.create, request.min_create_revision, request.max_create_revision)
 }
 
 /// Sorts by the target. The sort is stable and descending order flips the comparison, not the

@@ -60,10 +60,7 @@ impl KvStore {
 
     /// How many keys exist now (not counting deleted ones).
     pub fn live_key_count(&self) -> usize {
-        self.keys
-            .values()
-            .filter(|history| history.live().is_some())
-            .count()
+        self.keys.values().filter(|history| history.live().is_some()).count()
     }
 
     /// How many keys have retained history (live or not yet compacted away).
@@ -77,9 +74,7 @@ impl KvStore {
         range: KeyRange<'_>,
         at: i64,
     ) -> impl DoubleEndedIterator<Item = (&[u8], &Version)> + '_ {
-        let entries = range
-            .bounds()
-            .map(|bounds| self.keys.range::<[u8], _>(bounds));
+        let entries = range.bounds().map(|bounds| self.keys.range::<[u8], _>(bounds));
         entries
             .into_iter()
             .flatten()
@@ -113,11 +108,7 @@ impl KvStore {
     /// Starts a write transaction at the next main revision.
     pub(crate) fn write(&mut self) -> WriteTxn<'_> {
         let main = self.current + 1;
-        WriteTxn {
-            store: self,
-            main,
-            sub: 0,
-        }
+        WriteTxn { store: self, main, sub: 0 }
     }
 
     /// Discards every version superseded at or before `revision` (etcd's Compact). Reads and
@@ -131,10 +122,34 @@ impl KvStore {
         }
         // Only keys changed since the last compaction can hold a superseded version: every other
         // key already holds just its visible put at or below the last compaction point.
-        let split = self
-            .changes
-            .partition_point(|(rev, _)| rev.main <= revision);
-        let touched: Vec<Arc<[u8]>> = self.changes.drain(..split).map(|(_, key)| key).collect();
+        let touched = self.changes_up_to(revision);
+        // One ordered pass beats a lookup per change once changes are many.
+        let full_scan = touched.len() > self.keys.len() / 4;
+        self.compact_keys(touched, revision, full_scan);
+        if self.changes.capacity() > 4 * self.changes.len() {
+            self.changes.shrink_to(2 * self.changes.len());
+        }
+        self.compacted = revision;
+        Ok(CompactionResponse { header: ResponseHeader::at(self.current) })
+    }
+
+    /// Removes and returns the keys of every change at or below main revision `revision`.
+    pub(crate) fn changes_up_to(&mut self, revision: i64) -> Vec<Arc<[u8]>> {
+        let split = self.changes.partition_point(|(rev, _)| rev.main <= revision);
+        self.changes.drain(..split).map(|(_, key)| key).collect()
+    }
+
+    /// Compacts the histories of `touched` keys at `revision`, either by looking each one up or
+    /// by one pass over every key (compacting an untouched key is a no-op). Both strategies leave
+    /// the same store; a test checks that.
+    pub(crate) fn compact_keys(&mut self, touched: Vec<Arc<[u8]>>, revision: i64, full_scan: bool) {
+        if full_scan {
+            self.keys.retain(|_, history| {
+                history.compact(revision);
+                !history.is_empty()
+            });
+            return;
+        }
         for key in touched {
             if let Some(history) = self.keys.get_mut(&key) {
                 history.compact(revision);
@@ -143,10 +158,6 @@ impl KvStore {
                 }
             }
         }
-        self.compacted = revision;
-        Ok(CompactionResponse {
-            header: ResponseHeader::at(self.current),
-        })
     }
 
     /// Every event with a main revision at or after `start`, in revision order, with the
@@ -157,10 +168,7 @@ impl KvStore {
             return Err(KvError::Compacted);
         }
         let first = self.changes.partition_point(|(rev, _)| rev.main < start);
-        let events = self
-            .changes
-            .range(first..)
-            .map(|(rev, key)| self.event(*rev, key));
+        let events = self.changes.range(first..).map(|(rev, key)| self.event(*rev, key));
         Ok(events.collect())
     }
 
@@ -168,17 +176,11 @@ impl KvStore {
     fn event(&self, rev: Revision, key: &[u8]) -> Event {
         let history = &self.keys[key];
         let (version, previous) = history.exact(rev).expect("the change log names a version");
-        let kind = if version.put().is_some() {
-            EventKind::Put
-        } else {
-            EventKind::Delete
-        };
+        let kind = if version.put().is_some() { EventKind::Put } else { EventKind::Delete };
         Event {
             kind,
             kv: version.to_key_value(key, true),
-            prev_kv: previous
-                .filter(|p| p.put().is_some())
-                .map(|p| p.to_key_value(key, true)),
+            prev_kv: previous.filter(|p| p.put().is_some()).map(|p| p.to_key_value(key, true)),
         }
     }
 
@@ -192,18 +194,10 @@ impl KvStore {
             assert!(last <= self.current, "a version from the future");
         }
         let revisions: Vec<Revision> = self.changes.iter().map(|(rev, _)| *rev).collect();
-        assert!(
-            revisions.windows(2).all(|pair| pair[0] < pair[1]),
-            "change log out of order"
-        );
-        assert!(revisions
-            .first()
-            .is_none_or(|rev| rev.main > self.compacted));
+        assert!(revisions.windows(2).all(|pair| pair[0] < pair[1]), "change log out of order");
+        assert!(revisions.first().is_none_or(|rev| rev.main > self.compacted));
         for (rev, key) in &self.changes {
-            assert!(
-                self.keys.get(key).and_then(|h| h.exact(*rev)).is_some(),
-                "lost change"
-            );
+            assert!(self.keys.get(key).and_then(|h| h.exact(*rev)).is_some(), "lost change");
         }
     }
 }
@@ -240,29 +234,19 @@ impl WriteTxn<'_> {
             Some((shared, _)) => Arc::clone(shared),
             None => Arc::from(key),
         };
-        self.store
-            .keys
-            .entry(Arc::clone(&key))
-            .or_default()
-            .push_put(rev, value, lease);
+        self.store.keys.entry(Arc::clone(&key)).or_default().push_put(rev, value, lease);
         self.store.changes.push_back((rev, key));
     }
 
     /// Deletes every live key of `range`; returns the deleted keys' previous versions.
     pub(crate) fn delete_range(&mut self, range: KeyRange<'_>) -> Vec<KeyValue> {
         let at = self.revision();
-        let doomed: Vec<KeyValue> = self
-            .store
-            .visible(range, at)
-            .map(|(key, v)| v.to_key_value(key, true))
-            .collect();
+        let doomed: Vec<KeyValue> =
+            self.store.visible(range, at).map(|(key, v)| v.to_key_value(key, true)).collect();
         for kv in &doomed {
             let rev = self.next_revision();
-            let (key, history) = self
-                .store
-                .keys
-                .get_key_value_mut(&kv.key[..])
-                .expect("visible key is indexed");
+            let (key, history) =
+                self.store.keys.get_key_value_mut(&kv.key[..]).expect("visible key is indexed");
             history.push_tombstone(rev);
             self.store.changes.push_back((rev, Arc::clone(key)));
         }
@@ -291,10 +275,7 @@ trait GetKeyValueMut<V> {
 
 impl<V> GetKeyValueMut<V> for BTreeMap<Arc<[u8]>, V> {
     fn get_key_value_mut(&mut self, key: &[u8]) -> Option<(&Arc<[u8]>, &mut V)> {
-        self.range_mut::<[u8], _>((
-            std::ops::Bound::Included(key),
-            std::ops::Bound::Included(key),
-        ))
-        .next()
+        self.range_mut::<[u8], _>((std::ops::Bound::Included(key), std::ops::Bound::Included(key)))
+            .next()
     }
 }

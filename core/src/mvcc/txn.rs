@@ -169,9 +169,7 @@ fn apply_txn(txn: &mut WriteTxn<'_>, request: &TxnRequest, path: &Path) -> TxnRe
     for op in branch(request, path.succeeded) {
         let response = match op {
             RequestOp::Range(range) => ResponseOp::Range(
-                txn.store()
-                    .range_seen_at(range, txn.revision())
-                    .expect("range checked"),
+                txn.store().range_seen_at(range, txn.revision()).expect("range checked"),
             ),
             RequestOp::Put(put) => ResponseOp::Put(apply_put(txn, put).expect("put checked")),
             RequestOp::DeleteRange(delete) => ResponseOp::DeleteRange(apply_delete(txn, delete)),
@@ -183,34 +181,18 @@ fn apply_txn(txn: &mut WriteTxn<'_>, request: &TxnRequest, path: &Path) -> TxnRe
         responses.push(response);
     }
     // A nested transaction's header stays empty; only the outermost one gets the revision.
-    TxnResponse {
-        header: ResponseHeader::default(),
-        succeeded: path.succeeded,
-        responses,
-    }
+    TxnResponse { header: ResponseHeader::default(), succeeded: path.succeeded, responses }
 }
 
 /// Writes one key inside a write transaction.
 fn apply_put(txn: &mut WriteTxn<'_>, request: &PutRequest) -> Result<PutResponse, KvError> {
     let needs_previous = request.prev_kv || request.ignore_value || request.ignore_lease;
-    let previous = if needs_previous {
-        txn.store().get_live(&request.key)
-    } else {
-        None
-    };
+    let previous = if needs_previous { txn.store().get_live(&request.key) } else { None };
     let (value, lease) = match &previous {
         None if request.ignore_value || request.ignore_lease => return Err(KvError::KeyNotFound),
         Some(previous) => (
-            if request.ignore_value {
-                &previous.value
-            } else {
-                &request.value
-            },
-            if request.ignore_lease {
-                previous.lease
-            } else {
-                request.lease
-            },
+            if request.ignore_value { &previous.value } else { &request.value },
+            if request.ignore_lease { previous.lease } else { request.lease },
         ),
         None => (&request.value, request.lease),
     };

@@ -47,11 +47,7 @@ pub fn check_txn(request: &TxnRequest, max_ops: usize) -> Result<(), KvError> {
 
 /// etcd's `checkTxnRequest`.
 fn check_txn_shape(request: &TxnRequest, max_ops: i64) -> Result<(), KvError> {
-    let ops = request
-        .compare
-        .len()
-        .max(request.success.len())
-        .max(request.failure.len()) as i64;
+    let ops = request.compare.len().max(request.success.len()).max(request.failure.len()) as i64;
     if ops > max_ops {
         return Err(KvError::TooManyOps);
     }
@@ -154,27 +150,16 @@ mod tests {
     use crate::api::Compare;
 
     fn put(key: &str) -> RequestOp {
-        RequestOp::Put(PutRequest {
-            key: key.into(),
-            ..PutRequest::default()
-        })
+        RequestOp::Put(PutRequest { key: key.into(), ..PutRequest::default() })
     }
 
     fn delete(key: &str, end: &str) -> RequestOp {
-        let request = DeleteRangeRequest {
-            key: key.into(),
-            range_end: end.into(),
-            prev_kv: false,
-        };
+        let request = DeleteRangeRequest { key: key.into(), range_end: end.into(), prev_kv: false };
         RequestOp::DeleteRange(request)
     }
 
     fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> TxnRequest {
-        TxnRequest {
-            compare: Vec::new(),
-            success,
-            failure,
-        }
+        TxnRequest { compare: Vec::new(), success, failure }
     }
 
     fn check(request: &TxnRequest) -> Result<(), KvError> {
@@ -183,18 +168,9 @@ mod tests {
 
     #[test]
     fn single_requests() {
-        assert_eq!(
-            check_range(&RangeRequest::default()),
-            Err(KvError::EmptyKey)
-        );
-        assert_eq!(
-            check_delete_range(&DeleteRangeRequest::default()),
-            Err(KvError::EmptyKey)
-        );
-        let mut request = PutRequest {
-            key: b"k".to_vec(),
-            ..PutRequest::default()
-        };
+        assert_eq!(check_range(&RangeRequest::default()), Err(KvError::EmptyKey));
+        assert_eq!(check_delete_range(&DeleteRangeRequest::default()), Err(KvError::EmptyKey));
+        let mut request = PutRequest { key: b"k".to_vec(), ..PutRequest::default() };
         assert_eq!(check_put(&request), Ok(()));
         request.ignore_value = true;
         request.value = b"v".to_vec();
@@ -207,10 +183,7 @@ mod tests {
 
     #[test]
     fn duplicate_puts_and_overlapping_deletes_are_refused() {
-        assert_eq!(
-            check(&txn(vec![put("a"), put("a")], vec![])),
-            Err(KvError::DuplicateKey)
-        );
+        assert_eq!(check(&txn(vec![put("a"), put("a")], vec![])), Err(KvError::DuplicateKey));
         assert_eq!(
             check(&txn(vec![delete("a", "c"), put("b")], vec![])),
             Err(KvError::DuplicateKey)
@@ -219,14 +192,8 @@ mod tests {
             check(&txn(vec![put("b"), delete("b", "")], vec![])),
             Err(KvError::DuplicateKey)
         );
-        assert_eq!(
-            check(&txn(vec![delete("a", "c"), put("c")], vec![])),
-            Ok(())
-        );
-        assert_eq!(
-            check(&txn(vec![delete("a", "c"), delete("b", "d")], vec![])),
-            Ok(())
-        );
+        assert_eq!(check(&txn(vec![delete("a", "c"), put("c")], vec![])), Ok(()));
+        assert_eq!(check(&txn(vec![delete("a", "c"), delete("b", "d")], vec![])), Ok(()));
         // The branches are separate: one runs.
         assert_eq!(check(&txn(vec![put("a")], vec![put("a")])), Ok(()));
     }
@@ -236,10 +203,7 @@ mod tests {
         // etcd 3.4 accepts this one (see the module documentation); stead refuses it.
         let request = txn(vec![delete("a", "\0"), put("zz")], vec![]);
         assert_eq!(check(&request), Err(KvError::DuplicateKey));
-        assert_eq!(
-            check(&txn(vec![delete("b", "\0"), put("a")], vec![])),
-            Ok(())
-        );
+        assert_eq!(check(&txn(vec![delete("b", "\0"), put("a")], vec![])), Ok(()));
     }
 
     #[test]
@@ -251,25 +215,14 @@ mod tests {
         // A nested put against the parent's put or delete is a duplicate.
         let twice = txn(vec![put("a"), nested(vec![put("a")], vec![])], vec![]);
         assert_eq!(check(&twice), Err(KvError::DuplicateKey));
-        let under_delete = txn(
-            vec![delete("a", "b"), nested(vec![], vec![put("a")])],
-            vec![],
-        );
+        let under_delete = txn(vec![delete("a", "b"), nested(vec![], vec![put("a")])], vec![]);
         assert_eq!(check(&under_delete), Err(KvError::DuplicateKey));
         // A nested delete counts against the parent's puts.
-        let nested_delete = txn(
-            vec![nested(vec![delete("a", "")], vec![]), put("a")],
-            vec![],
-        );
+        let nested_delete = txn(vec![nested(vec![delete("a", "")], vec![]), put("a")], vec![]);
         assert_eq!(check(&nested_delete), Err(KvError::DuplicateKey));
         // The else-branch put of one nested txn against another nested txn's put.
-        let siblings = txn(
-            vec![
-                nested(vec![put("a")], vec![]),
-                nested(vec![], vec![put("a")]),
-            ],
-            vec![],
-        );
+        let siblings =
+            txn(vec![nested(vec![put("a")], vec![]), nested(vec![], vec![put("a")])], vec![]);
         assert_eq!(check(&siblings), Err(KvError::DuplicateKey));
     }
 
