@@ -2,6 +2,9 @@
 
 use std::ops::Bound;
 
+/// Lower and upper bounds over keys, as `BTreeMap::range` takes them.
+pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// Which keys a request (`key`, `range_end`) addresses.
 ///
 /// etcd's convention: an empty `range_end` names the single key `key`; `range_end == [0]` names
@@ -38,7 +41,7 @@ impl<'a> KeyRange<'a> {
 
     /// The range as map bounds, or `None` when it is empty (a span whose end is not after its
     /// start), because `BTreeMap::range` panics on such bounds.
-    pub fn bounds(&self) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+    pub fn bounds(&self) -> Option<KeyBounds<'a>> {
         match *self {
             KeyRange::Single(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeyRange::From(start) => Some((Bound::Included(start), Bound::Unbounded)),
