@@ -92,7 +92,21 @@ impl Model {
         }
         let all = self.visible(&request.key, &request.range_end, at);
         let count = all.len() as i64;
-        let mut kvs: Vec<KeyValue> = if request.count_only { Vec::new() } else { all };
+        // etcd's applierV3backend.Range, step by step: how many keys it reads in key order ...
+        let bounds = [
+            request.min_mod_revision,
+            request.max_mod_revision,
+            request.min_create_revision,
+            request.max_create_revision,
+        ];
+        let filtered = bounds.iter().any(|&b| b != 0);
+        let read = if request.sort_order != SortOrder::None || filtered || request.limit <= 0 {
+            all.len()
+        } else {
+            (request.limit as usize + 1).min(all.len())
+        };
+        let mut kvs: Vec<KeyValue> =
+            if request.count_only { Vec::new() } else { all[..read].to_vec() };
         let within = |v: i64, min: i64, max: i64| (min == 0 || v >= min) && (max == 0 || v <= max);
         kvs.retain(|kv| {
             within(kv.mod_revision, request.min_mod_revision, request.max_mod_revision)
@@ -107,6 +121,7 @@ impl Model {
             (SortOrder::None, _) => SortOrder::Ascend,
             (order, _) => order,
         };
+        // ... then it prunes by the filters, sorts what it read, and truncates.
         if order != SortOrder::None {
             let field = |kv: &KeyValue| -> Vec<u8> {
                 match request.sort_target {
@@ -199,7 +214,7 @@ impl Model {
         if revision > self.current {
             return Err(KvError::FutureRevision);
         }
-        let at = if revision <= 0 { self.current } else { revision };
+        let at = if revision == 0 { self.current } else { revision };
         let compacted = self.compacted;
         let mut hasher = KvHasher::new();
         self.hash_events(&mut hasher, |i, e| {

@@ -4,7 +4,11 @@
 //! Equal histories give equal digests on every member; the encoding is stead's own, so the values
 //! differ from etcd's (which hashes bolt pages), but the rules for what HashKV covers are etcd's:
 //! every version in `(compacted, rev]`, plus each key's put visible at `rev` if it is older than
-//! the compaction (what a compaction at `rev` would keep).
+//! the compaction (what a compaction at `rev` would keep); revision 0 means the current one and a
+//! negative one covers nothing. One difference: when no key at all is live at `rev`, etcd 3.4
+//! also covers every version kept by the last compaction (its `len(keep) > 0` check); here the
+//! rule stays the same in that case, so a digest never depends on whether some unrelated key is
+//! live.
 
 use super::history::{Body, Version};
 use super::store::KvStore;
@@ -98,7 +102,8 @@ impl KvStore {
         if revision > self.current_revision() {
             return Err(KvError::FutureRevision);
         }
-        let revision = if revision <= 0 { self.current_revision() } else { revision };
+        // As in etcd, 0 means the current revision and a negative one covers nothing.
+        let revision = if revision == 0 { self.current_revision() } else { revision };
         let mut hasher = KvHasher::new();
         for (key, history) in self.histories() {
             let kept = history.live_at(revision).filter(|v| v.rev.main <= compacted);

@@ -1,9 +1,10 @@
 //! Range: reading keys at a revision, with etcd 3.4's filters, sorting, limit and count.
 //!
 //! The rules, from etcd's `applierV3backend.Range`: `count` is the number of keys in the range at
-//! the read revision, before the mod/create revision filters and the limit; the filters then drop
-//! keys; the results are sorted (a non-key sort target with no order means ascending); the limit
-//! truncates and sets `more`. The header carries the store's revision, even for historical reads.
+//! the read revision, before the mod/create revision filters and the limit. With no sort order
+//! and no filter, only the first `limit + 1` keys (in key order) are read; otherwise all. The
+//! filters then drop keys; the results are sorted (a non-key sort target with no order means
+//! ascending, over the keys read); the limit truncates and sets `more`. The header carries the store's revision, even for historical reads.
 
 use super::history::Version;
 use super::store::KvStore;
@@ -32,12 +33,14 @@ impl KvStore {
             || (request.sort_target == SortTarget::Key && order == SortOrder::Ascend);
         let streams_in_reverse =
             request.sort_target == SortTarget::Key && order == SortOrder::Descend;
-        // Beyond the limit, one more result tells whether there is `more`; when results come out
-        // in their final order, materialising stops there (counting goes on).
+        // One result beyond the limit tells whether there is `more`. Materialising stops there
+        // (counting goes on) when results come out in their final order, and also where etcd
+        // itself stops: with no sort order requested and no revision filter, it reads only
+        // `limit + 1` keys in key order and sorts just those by a non-key target.
+        let etcd_reads_everything = request.sort_order != SortOrder::None || has_filters(request);
+        let stops_early = streams_in_key_order || streams_in_reverse || !etcd_reads_everything;
         let wanted = match request.limit {
-            limit if limit > 0 && (streams_in_key_order || streams_in_reverse) => {
-                limit as usize + 1
-            }
+            limit if limit > 0 && stops_early => limit as usize + 1,
             _ => usize::MAX,
         };
         // Values are needed to sort by value even when the answer carries keys only; etcd drops
@@ -77,6 +80,17 @@ fn effective_order(request: &RangeRequest) -> SortOrder {
         SortOrder::None if request.sort_target != SortTarget::Key => SortOrder::Ascend,
         order => order,
     }
+}
+
+/// Whether any min/max revision filter is set.
+fn has_filters(request: &RangeRequest) -> bool {
+    let bounds = [
+        request.min_mod_revision,
+        request.max_mod_revision,
+        request.min_create_revision,
+        request.max_create_revision,
+    ];
+    bounds.iter().any(|&bound| bound != 0)
 }
 
 /// The min/max mod and create revision filters (0 means no bound).

@@ -390,3 +390,29 @@ proptest::proptest! {
         proptest::prop_assert_eq!(by_lookup.indexed_key_count(), by_scan.indexed_key_count());
     }
 }
+
+/// Found in review against etcd 3.4.23: with a non-key sort target, no sort order and a limit,
+/// etcd reads `limit + 1` keys in key order and sorts only those.
+#[test]
+fn unordered_non_key_sort_with_a_limit_sorts_only_the_first_keys() {
+    let mut store = KvStore::new();
+    for (key, value) in [("a", "1"), ("a", "2"), ("a", "3"), ("b", "1"), ("b", "2"), ("c", "1")] {
+        put(&mut store, key, value);
+    }
+    let mut request = range_request("a", "\0");
+    (request.sort_target, request.limit) = (SortTarget::Version, 1);
+    let response = store.range(&request).unwrap();
+    assert_eq!((keys(&response), response.more, response.count), (vec!["b".into()], true, 3));
+    request.sort_order = SortOrder::Ascend;
+    assert_eq!(keys(&store.range(&request).unwrap()), ["c"], "an explicit order reads all keys");
+}
+
+/// Found in review against etcd 3.4.23: a negative HashKV revision covers nothing.
+#[test]
+fn hash_kv_of_a_negative_revision_covers_nothing() {
+    let mut store = KvStore::new();
+    let empty = store.hash_kv(-1).unwrap().hash;
+    put(&mut store, "a", "1");
+    assert_eq!(store.hash_kv(-5).unwrap().hash, empty);
+    assert_ne!(store.hash_kv(0).unwrap().hash, empty);
+}
