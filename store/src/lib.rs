@@ -1,7 +1,20 @@
-//! stead-store: the durability layer, not built yet (see the store issue).
+//! stead-store: the durability layer. It holds the `Disk` trait, the raft write-ahead log and
+//! state-machine snapshot files.
 //!
-//! It will hold the `Disk` trait (the only way stead touches files), a real implementation on
-//! `std::fs` and `MemDisk` (an in-memory disk that loses, keeps or tears unsynced data at a
-//! crash, as a seeded RNG decides), the raft write-ahead log (CRC-chained records in preallocated
-//! segments, group commit, torn-tail repair) and state-machine snapshot files. It must never read
-//! the clock, spawn threads or draw OS randomness, so the simulator can crash it deterministically.
+//! Every file access goes through [`disk::Disk`], so the simulator can substitute [`MemDisk`],
+//! which loses, keeps or tears unsynced data at a crash as a seeded chooser decides. The crate
+//! decides nothing about raft. It stores records and gives them back, or says clearly why it
+//! cannot. It never reads the clock, spawns threads or draws randomness.
+
+#![deny(unsafe_code)]
+
+pub mod disk;
+mod error;
+mod recover;
+pub mod snap;
+pub mod wal;
+
+pub use disk::{Disk, FaultKind, MemDisk, RealDisk};
+pub use error::StoreError;
+pub use raft_proto::eraftpb::{Entry, HardState};
+pub use recover::{recover, Recovered};
