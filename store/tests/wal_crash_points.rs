@@ -13,18 +13,16 @@
 //!   marker was acknowledged;
 //! - the recovered WAL accepts and keeps a new append.
 
+mod common;
+
+use common::{recover_and_check, Member, Model, Restart, Step, CONFIG, SNAP_DIR, WAL_DIR};
 use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
 use stead_store::disk::{Disk, MemDisk};
 use stead_store::snap::Snapshotter;
-use stead_store::wal::{Wal, WalConfig, WalPosition};
-use stead_store::{recover, Entry, HardState, StoreError};
-
-const WAL_DIR: &str = "member/wal";
-const SNAP_DIR: &str = "member/snap";
-const CONFIG: WalConfig = WalConfig { segment_bytes: 160 };
+use stead_store::{recover, StoreError};
 
 /// A MemDisk that loses power once its budget of mutating operations is spent: that operation
 /// and every later one fail, as if the process had died there.
@@ -97,32 +95,6 @@ impl Disk for PowerCut {
     }
 }
 
-fn entry(index: u64, term: u64) -> Entry {
-    let mut entry = Entry::default();
-    (entry.index, entry.term) = (index, term);
-    entry.data = format!("{index}:{term}").into_bytes().into();
-    entry
-}
-
-fn hard_state(term: u64, commit: u64) -> HardState {
-    let mut state = HardState::default();
-    (state.term, state.commit) = (term, commit);
-    state
-}
-
-/// The log and hard state as the workload believes them, after some record.
-#[derive(Clone, Debug, PartialEq)]
-struct ModelState {
-    log: Vec<(u64, u64)>,
-    hard_state: HardState,
-}
-
-enum Step {
-    Append(Vec<(u64, u64)>, Option<(u64, u64)>),
-    Sync,
-    Snapshot(u64),
-}
-
 fn script() -> Vec<Step> {
     use Step::*;
     vec![
@@ -143,79 +115,16 @@ fn script() -> Vec<Step> {
     ]
 }
 
-/// What the workload did and believes before the power cut.
-struct Outcome {
-    created: bool,
-    /// The state after every record, in order; `states[0]` is the empty start.
-    states: Vec<ModelState>,
-    /// `states[synced]` and everything before it were acknowledged durable.
-    synced: usize,
-    /// Snapshots saved (with their marker acknowledged) in order.
-    acknowledged_snapshots: Vec<WalPosition>,
-    /// Every snapshot the workload tried to save.
-    attempted_snapshots: Vec<WalPosition>,
-}
-
-fn term_of(state: &ModelState, index: u64) -> u64 {
-    state
-        .log
-        .iter()
-        .find(|(i, _)| *i == index)
-        .map(|(_, t)| *t)
-        .expect("snapshot of a logged index")
-}
-
-/// Runs the script until it ends or the disk loses power.
-fn run(disk: PowerCut) -> Outcome {
-    let mut outcome = Outcome {
-        created: false,
-        states: vec![ModelState { log: Vec::new(), hard_state: HardState::default() }],
-        synced: 0,
-        acknowledged_snapshots: Vec::new(),
-        attempted_snapshots: Vec::new(),
-    };
-    let Ok(mut wal) = Wal::create(disk.clone(), Path::new(WAL_DIR), b"member", CONFIG) else {
-        return outcome;
-    };
-    outcome.created = true;
-    let Ok(mut snaps) = Snapshotter::new(disk, Path::new(SNAP_DIR)) else { return outcome };
+/// Runs the script until it ends or the disk loses power; returns the model (`None` when the
+/// WAL was never created).
+fn run(disk: PowerCut) -> Option<Model> {
+    let mut member = Member::create(disk).ok()?;
     for step in script() {
-        let result = match step {
-            Step::Append(entries, hard) => {
-                let mut state = outcome.states.last().unwrap().clone();
-                for &(index, term) in &entries {
-                    state.log.retain(|(i, _)| *i < index);
-                    state.log.push((index, term));
-                    outcome.states.push(state.clone());
-                }
-                if let Some((term, commit)) = hard {
-                    state.hard_state = hard_state(term, commit);
-                    outcome.states.push(state);
-                }
-                let entries: Vec<Entry> = entries.iter().map(|&(i, t)| entry(i, t)).collect();
-                wal.append(hard.map(|(t, c)| hard_state(t, c)).as_ref(), &entries)
-            }
-            Step::Sync => wal.sync().map(|()| outcome.synced = outcome.states.len() - 1),
-            Step::Snapshot(index) => {
-                let position =
-                    WalPosition { index, term: term_of(outcome.states.last().unwrap(), index) };
-                outcome.attempted_snapshots.push(position);
-                snaps
-                    .save(position, format!("state@{index}").as_bytes())
-                    .and_then(|_| wal.save_snapshot_marker(position))
-                    .map(|()| {
-                        outcome.synced = outcome.states.len() - 1;
-                        outcome.acknowledged_snapshots.push(position);
-                    })
-                    .and_then(|()| wal.release(index, 2).map(drop))
-                    .and_then(|()| snaps.purge(2).map(drop))
-            }
-        };
-        if result.is_err() {
+        if member.step(&step).is_err() {
             break;
         }
     }
-    outcome
+    Some(member.model)
 }
 
 /// Enumerates every sequence of crash choices, odometer style.
@@ -253,83 +162,46 @@ impl Choices {
     }
 }
 
-/// Recovers one crashed disk and checks everything the module documentation promises.
-fn check(disk: MemDisk, outcome: &Outcome, label: &str) {
-    let mut snaps = match Snapshotter::new(disk.clone(), Path::new(SNAP_DIR)) {
-        Ok(snaps) => snaps,
-        Err(error) => panic!("{label}: snapshot dir: {error}"),
-    };
-    let recovered = match recover(disk.clone(), Path::new(WAL_DIR), &mut snaps, CONFIG) {
-        Ok(recovered) => recovered,
-        Err(StoreError::NotFound(_) | StoreError::SnapshotNotFound { .. }) if !outcome.created => {
-            return
+/// Recovers one crashed disk, checks it against the model, and checks that the recovered WAL
+/// accepts and keeps a new append. Without a created WAL, recovery may only fail cleanly.
+fn check(disk: MemDisk, model: Option<&Model>, label: &str) {
+    let Some(model) = model else {
+        let mut snaps = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR)).expect("snapshot dir");
+        match recover(disk, Path::new(WAL_DIR), &mut snaps, CONFIG) {
+            Ok(recovered) => assert!(recovered.contents.entries.is_empty(), "{label}"),
+            Err(StoreError::NotFound(_) | StoreError::SnapshotNotFound { .. }) => {}
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => panic!("{label}: recovery of an unfinished create failed: {error}"),
         }
-        Err(StoreError::Io { source, .. })
-            if !outcome.created && source.kind() == io::ErrorKind::NotFound =>
-        {
-            return
-        }
-        Err(error) => panic!("{label}: recovery failed: {error}"),
+        return;
     };
-    let snapshot = recovered.snapshot.as_ref().map_or(WalPosition::default(), |s| s.position);
-    if let Some(loaded) = &recovered.snapshot {
-        assert!(
-            outcome.attempted_snapshots.contains(&snapshot),
-            "{label}: unknown snapshot {snapshot:?}"
-        );
-        assert_eq!(loaded.data, format!("state@{}", snapshot.index).into_bytes(), "{label}");
-    }
-    if let Some(newest) = outcome.acknowledged_snapshots.last() {
-        assert!(
-            snapshot >= *newest,
-            "{label}: snapshot {snapshot:?} older than acknowledged {newest:?}"
-        );
-    }
-    let got_log: Vec<(u64, u64)> =
-        recovered.contents.entries.iter().map(|e| (e.index, e.term)).collect();
-    for e in &recovered.contents.entries {
-        assert_eq!(e.data, entry(e.index, e.term).data, "{label}: entry {} damaged", e.index);
-    }
-    let matches = |state: &ModelState| {
-        let after: Vec<(u64, u64)> =
-            state.log.iter().copied().filter(|(i, _)| *i > snapshot.index).collect();
-        after == got_log && state.hard_state == recovered.contents.hard_state
-    };
-    assert!(
-        outcome.states[outcome.synced..].iter().any(matches),
-        "{label}: recovered log {got_log:?} / {:?} is no state at or after the last sync",
-        recovered.contents.hard_state
-    );
-    let mut wal = recovered.wal;
-    let next = got_log.last().map_or(snapshot.index, |(i, _)| *i) + 1;
-    wal.append(None, &[entry(next, 9)]).and_then(|()| wal.sync()).expect("a recovered WAL appends");
-    let (_, contents) =
-        Wal::open(wal.into_disk(), Path::new(WAL_DIR), snapshot, CONFIG).expect("reopens");
-    assert_eq!(contents.entries.last().map(|e| (e.index, e.term)), Some((next, 9)), "{label}");
+    let mut member = recover_and_check(disk.clone(), model, Restart::PowerLoss, label);
+    let snapshot = member.model.acknowledged_snapshots.last().map_or(0, |s| s.index);
+    let next = member.model.last().log.last().map_or(snapshot, |(i, _)| *i).max(snapshot) + 1;
+    let append = Step::Append(vec![(next, 9)], None);
+    member.step(&append).and_then(|()| member.step(&Step::Sync)).expect("a recovered WAL appends");
+    let model = member.model.clone();
+    drop(member);
+    let again = recover_and_check(disk, &model, Restart::Process, label);
+    assert_eq!(again.model.last().log.last(), Some(&(next, 9)), "{label}");
 }
 
 #[test]
 fn every_crash_point_and_every_crash_outcome_recovers() {
     let full = PowerCut { disk: MemDisk::new(), budget: Rc::new(Cell::new(usize::MAX)) };
-    let complete = run(full.clone());
-    assert!(
-        complete.created && complete.acknowledged_snapshots.len() == 2,
-        "the script runs whole"
-    );
+    let complete = run(full.clone()).expect("the WAL is created");
+    assert_eq!(complete.acknowledged_snapshots.len(), 2, "the script runs whole");
     let total_ops = usize::MAX - full.budget.get();
     let mut outcomes_checked = 0;
     for budget in 0..=total_ops {
         let disk = PowerCut { disk: MemDisk::new(), budget: Rc::new(Cell::new(budget)) };
-        let outcome = run(disk.clone());
+        let model = run(disk.clone());
         let mut choices = Choices { path: Vec::new(), options: Vec::new() };
         loop {
             let crashed = disk.disk.fork();
             crashed.crash(&mut choices.chooser());
-            check(
-                crashed,
-                &outcome,
-                &format!("power cut before op {budget}, choices {:?}", choices.path),
-            );
+            let label = format!("power cut before op {budget}, choices {:?}", choices.path);
+            check(crashed, model.as_ref(), &label);
             outcomes_checked += 1;
             if !choices.advance() {
                 break;

@@ -117,6 +117,11 @@ impl MemDisk {
         self.state().faults.push_back(kind);
     }
 
+    /// Drops every injected fault not yet triggered.
+    pub fn clear_faults(&self) {
+        self.state().faults.clear();
+    }
+
     /// How many writes (`write_at`, `set_len`, `allocate`) and syncs (`sync`, `sync_dir`) ran.
     pub fn counters(&self) -> (u64, u64) {
         let state = self.state();

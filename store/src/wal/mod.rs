@@ -158,7 +158,9 @@ impl<D: Disk> Wal<D> {
             last_index: replayed.last_index,
             metadata: replayed.contents.metadata.clone(),
             hard_state: replayed.contents.hard_state.clone(),
-            unsynced: false,
+            // After a process restart the tail may hold records that were written but never
+            // synced (read back from the page cache): the first sync must really sync.
+            unsynced: true,
             poisoned: None,
         };
         Ok((wal, replayed.contents))

@@ -224,3 +224,19 @@ fn leftovers_of_an_interrupted_cut_are_removed_and_gaps_refused() {
     let error = reopen(&disk, WalPosition::default()).err().unwrap();
     assert!(matches!(error, StoreError::BadLayout(_)), "{error}");
 }
+
+/// Found by the model test: after a process restart, records written but never synced are read
+/// back from the page cache; the first sync after reopening must make them durable.
+#[test]
+fn the_first_sync_after_reopening_makes_earlier_unsynced_records_durable() {
+    let disk = MemDisk::new();
+    let mut wal = Wal::create(disk.clone(), dir(), b"", WalConfig::default()).unwrap();
+    wal.append(None, &[entry(1, 1)]).unwrap();
+    drop(wal);
+    let (mut wal, contents) = reopen(&disk, WalPosition::default()).unwrap();
+    assert_eq!(indexes(&contents), [(1, 1)]);
+    wal.sync().unwrap();
+    disk.crash(&mut |_| 0);
+    let (_, contents) = reopen(&disk, WalPosition::default()).unwrap();
+    assert_eq!(indexes(&contents), [(1, 1)], "acknowledged by the sync after reopening");
+}
