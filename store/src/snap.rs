@@ -12,6 +12,9 @@ use crate::wal::WalPosition;
 use crate::StoreError;
 use std::path::{Path, PathBuf};
 
+/// etcd's `--max-snapshots` default: snapshot files kept.
+pub const DEFAULT_MAX_SNAPSHOTS: usize = 5;
+
 const MAGIC: &[u8; 8] = b"STEADSNP";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 44;

@@ -24,6 +24,9 @@ use protobuf::Message;
 use record::Kind;
 use std::path::{Path, PathBuf};
 
+/// etcd's `--max-wals` default: WAL segments kept once snapshots cover them.
+pub const DEFAULT_MAX_WALS: usize = 5;
+
 /// WAL settings.
 #[derive(Clone, Copy, Debug)]
 pub struct WalConfig {
