@@ -4,10 +4,15 @@
 //! files, no clock, no threads and no OS randomness. Drivers (the deterministic simulator and the
 //! real tokio runtime) pass time, messages and requests in and carry the outputs out. Map
 //! iteration order never leaks into outputs (ordered maps only). `tests/sans_io.rs` enforces these
-//! rules on the source. Today the crate holds the request/response types ([`api`]) and the MVCC
-//! key space ([`mvcc`]); raft, the apply pipeline, leases, watches and auth arrive with their issues.
+//! rules on the source. The crate holds the request/response types ([`api`]), the MVCC key space
+//! ([`mvcc`]), the apply pipeline ([`apply`]), and the replicated [`node`] that runs raft
+//! (tikv/raft-rs) behind a sans-IO interface, with its own [`time`] types. Leases, watches and
+//! auth arrive with their issues.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod apply;
 pub mod mvcc;
+pub mod node;
+pub mod time;

@@ -91,6 +91,96 @@ impl KvError {
     }
 }
 
+/// An error of the server around the key space: admission, replication and timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServerError {
+    /// Too many committed entries wait to be applied (etcd's limit is 5000).
+    TooManyRequests,
+    /// The request exceeds `--max-request-bytes`.
+    RequestTooLarge,
+    /// The request was not served within the request timeout.
+    Timeout,
+    /// The leader changed while the request waited.
+    LeaderChanged,
+    /// The member knows no leader.
+    NoLeader,
+    /// The member is shutting down.
+    Stopped,
+}
+
+impl ServerError {
+    /// The gRPC status code etcd answers with.
+    pub fn code(self) -> GrpcCode {
+        match self {
+            ServerError::TooManyRequests => GrpcCode::ResourceExhausted,
+            ServerError::RequestTooLarge => GrpcCode::InvalidArgument,
+            ServerError::Timeout
+            | ServerError::LeaderChanged
+            | ServerError::NoLeader
+            | ServerError::Stopped => GrpcCode::Unavailable,
+        }
+    }
+
+    /// The status message etcd puts on the wire.
+    pub fn message(self) -> &'static str {
+        match self {
+            ServerError::TooManyRequests => "etcdserver: too many requests",
+            ServerError::RequestTooLarge => "etcdserver: request is too large",
+            ServerError::Timeout => "etcdserver: request timed out",
+            ServerError::LeaderChanged => "etcdserver: leader changed",
+            ServerError::NoLeader => "etcdserver: no leader",
+            ServerError::Stopped => "etcdserver: server stopped",
+        }
+    }
+}
+
+/// Any error a client request can get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Error {
+    /// From the key space.
+    Kv(KvError),
+    /// From the server around it.
+    Server(ServerError),
+}
+
+impl Error {
+    /// The gRPC status code etcd answers with.
+    pub fn code(self) -> GrpcCode {
+        match self {
+            Error::Kv(error) => error.code(),
+            Error::Server(error) => error.code(),
+        }
+    }
+
+    /// The status message etcd puts on the wire.
+    pub fn message(self) -> &'static str {
+        match self {
+            Error::Kv(error) => error.message(),
+            Error::Server(error) => error.message(),
+        }
+    }
+}
+
+impl From<KvError> for Error {
+    fn from(error: KvError) -> Self {
+        Error::Kv(error)
+    }
+}
+
+impl From<ServerError> for Error {
+    fn from(error: ServerError) -> Self {
+        Error::Server(error)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
 impl fmt::Display for KvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.message())
@@ -124,6 +214,24 @@ mod tests {
         for (error, code, text) in table {
             assert_eq!(error.code() as u8, code, "{error:?}");
             assert_eq!(error.to_string(), text, "{error:?}");
+            assert_eq!(Error::from(error).to_string(), text);
+        }
+    }
+
+    /// Pins the server errors against etcd 3.4's `rpctypes/error.go`.
+    #[test]
+    fn server_codes_and_texts_match_etcd() {
+        let table = [
+            (ServerError::TooManyRequests, 8, "etcdserver: too many requests"),
+            (ServerError::RequestTooLarge, 3, "etcdserver: request is too large"),
+            (ServerError::Timeout, 14, "etcdserver: request timed out"),
+            (ServerError::LeaderChanged, 14, "etcdserver: leader changed"),
+            (ServerError::NoLeader, 14, "etcdserver: no leader"),
+            (ServerError::Stopped, 14, "etcdserver: server stopped"),
+        ];
+        for (error, code, text) in table {
+            assert_eq!(Error::from(error).code() as u8, code, "{error:?}");
+            assert_eq!(Error::from(error).to_string(), text, "{error:?}");
         }
     }
 }

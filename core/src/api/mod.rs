@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod kv;
+pub mod request;
 
-pub use error::{GrpcCode, KvError};
+pub use error::{Error, GrpcCode, KvError, ServerError};
 pub use kv::*;
+pub use request::{Request, Response};

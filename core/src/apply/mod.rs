@@ -1,0 +1,173 @@
+//! The apply pipeline: committed raft entries, in order, into the state machine.
+//!
+//! Every write a client makes travels through raft as an [`InternalRequest`] (postcard-encoded):
+//! a header saying who proposed it, and the request. Applying is deterministic and idempotent. The
+//! state machine remembers the index of the last entry it applied (etcd's consistent index), and an
+//! entry at or below it is skipped, so replaying the log after a restart applies nothing twice.
+//! A committed entry that does not decode is skipped by every member alike, so members never
+//! diverge, and it is reported.
+
+use crate::api::{Error, KvError, Request, Response};
+use crate::mvcc::{validate, KvStore};
+use serde::{Deserialize, Serialize};
+
+/// Who proposed an entry, so the proposer can answer its client when the entry is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestHeader {
+    /// The proposing member's raft id.
+    pub proposer: u64,
+    /// A random number the proposer drew when it started, so requests from before a restart
+    /// never match requests after it.
+    pub boot: u64,
+    /// The proposer's sequence number for the request.
+    pub sequence: u64,
+}
+
+/// What a raft entry carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternalRequest {
+    /// Who proposed it.
+    pub header: RequestHeader,
+    /// The request.
+    pub request: Request,
+}
+
+impl InternalRequest {
+    /// The entry payload.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("requests always encode")
+    }
+
+    /// Decodes an entry payload.
+    pub fn decode(data: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(data)
+    }
+}
+
+/// The replicated state: the key space and the index of the last applied entry.
+#[derive(Clone, Debug, Default)]
+pub struct StateMachine {
+    kv: KvStore,
+    applied: u64,
+}
+
+impl StateMachine {
+    /// An empty state machine that has applied nothing.
+    pub fn new() -> Self {
+        StateMachine::default()
+    }
+
+    /// The key space.
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    /// The key space, for serving requests that do not change it (read-only transactions).
+    pub fn kv_mut(&mut self) -> &mut KvStore {
+        &mut self.kv
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Records that an entry carrying no request (a leader's empty entry, a conf change) was
+    /// applied.
+    pub fn skip(&mut self, index: u64) {
+        if index > self.applied {
+            self.applied = index;
+        }
+    }
+
+    /// Applies the normal entry at `index`. Returns its header and result, or `None` if it was
+    /// applied before or carries nothing.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        data: &[u8],
+    ) -> Option<(RequestHeader, Result<Response, Error>)> {
+        if index <= self.applied {
+            return None;
+        }
+        self.applied = index;
+        if data.is_empty() {
+            return None;
+        }
+        let request = match InternalRequest::decode(data) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(index, %error, "apply: skipping an entry that does not decode");
+                return None;
+            }
+        };
+        Some((request.header, self.execute(&request.request)))
+    }
+
+    /// Runs a request against the key space. There is no lessor yet, so every lease id other
+    /// than 0 is unknown.
+    fn execute(&mut self, request: &Request) -> Result<Response, Error> {
+        let no_leases = |_| false;
+        Ok(match request {
+            Request::Range(range) => Response::Range(self.kv.range(range)?),
+            Request::Put(put) => Response::Put(self.kv.put(put, no_leases)?),
+            Request::DeleteRange(delete) => Response::DeleteRange(self.kv.delete_range(delete)),
+            Request::Txn(txn) => Response::Txn(self.kv.txn(txn, no_leases)?),
+            Request::Compact(compact) => Response::Compact(self.kv.compact(compact.revision)?),
+        })
+    }
+}
+
+/// Checks a request as etcd's gRPC layer does, before it is proposed or served.
+pub fn validate(request: &Request, max_txn_ops: usize) -> Result<(), KvError> {
+    match request {
+        Request::Range(range) => validate::check_range(range),
+        Request::Put(put) => validate::check_put(put),
+        Request::DeleteRange(delete) => validate::check_delete_range(delete),
+        Request::Txn(txn) => validate::check_txn(txn, max_txn_ops),
+        Request::Compact(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::PutRequest;
+
+    fn put_entry(sequence: u64, key: &str) -> Vec<u8> {
+        let header = RequestHeader { proposer: 1, boot: 7, sequence };
+        let put = PutRequest { key: key.into(), value: b"v".to_vec(), ..PutRequest::default() };
+        InternalRequest { header, request: Request::Put(put) }.encode()
+    }
+
+    #[test]
+    fn entries_apply_once_in_order() {
+        let mut machine = StateMachine::new();
+        let (header, result) = machine.apply(3, &put_entry(1, "a")).unwrap();
+        assert_eq!((header.sequence, machine.applied()), (1, 3));
+        assert!(matches!(result, Ok(Response::Put(_))));
+        assert!(machine.apply(3, &put_entry(1, "a")).is_none(), "replayed entries are skipped");
+        assert!(machine.apply(2, &put_entry(2, "b")).is_none());
+        assert_eq!(machine.kv().current_revision(), 2, "one write applied");
+        machine.skip(4);
+        assert!(machine.apply(5, b"").is_none());
+        assert_eq!(machine.applied(), 5);
+    }
+
+    #[test]
+    fn an_undecodable_entry_is_skipped_but_counted() {
+        let mut machine = StateMachine::new();
+        assert!(machine.apply(1, b"\xff\xff\xff").is_none());
+        assert_eq!((machine.applied(), machine.kv().current_revision()), (1, 1));
+    }
+
+    #[test]
+    fn leases_are_unknown_until_there_is_a_lessor() {
+        let mut machine = StateMachine::new();
+        let header = RequestHeader { proposer: 1, boot: 1, sequence: 1 };
+        let put = PutRequest { key: b"k".to_vec(), lease: 5, ..PutRequest::default() };
+        let data = InternalRequest { header, request: Request::Put(put) }.encode();
+        let (_, result) = machine.apply(1, &data).unwrap();
+        assert_eq!(result, Err(Error::Kv(KvError::LeaseNotFound)));
+    }
+}

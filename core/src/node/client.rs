@@ -1,0 +1,254 @@
+//! Client requests: admission, proposals, linearizable reads and timeouts.
+//!
+//! Writes follow etcd's path. Validate; refuse when more than 5000 committed entries wait to be
+//! applied (`too many requests`) or the encoded request exceeds `--max-request-bytes`; propose
+//! (raft forwards a follower's proposal to the leader); answer when the entry is applied. A
+//! proposal that raft drops at once (no leader known) is retried on each tick. A proposal that
+//! is accepted is never proposed again, so it cannot apply twice.
+//!
+//! Linearizable reads are batched as in etcd's `linearizableReadLoop`. Every read that arrives
+//! while no ReadIndex round is in flight joins the next round. One round confirms leadership for
+//! all of them, and they are served once the state machine has applied up to the confirmed index.
+//! raft-rs drops a ReadIndex request silently when it cannot serve it, so a round with no answer
+//! after a retry interval is started again with a new context (never reusing an index). A leader
+//! change answers the reads of the round in flight with `leader changed`, as etcd does.
+//! Serializable reads are served locally at once. Everything times out after etcd's request
+//! timeout.
+
+use super::{ClientId, Node};
+use crate::api::{Error, Request, RequestOp, Response, ServerError, TxnRequest};
+use crate::apply::{self, InternalRequest, RequestHeader};
+use crate::time::Instant;
+use raft::ReadState;
+use std::collections::BTreeMap;
+
+/// etcd's limit on committed but unapplied entries before writes are refused.
+const UNAPPLIED_ENTRIES_MAX: u64 = 5000;
+/// Heartbeat intervals to wait for a ReadIndex answer before asking again (etcd 3.5: 500 ms).
+const READ_RETRY_HEARTBEATS: u64 = 5;
+
+/// A write waiting to be applied.
+struct Proposal {
+    client: ClientId,
+    deadline: Instant,
+    data: Vec<u8>,
+    proposed: bool,
+}
+
+/// A linearizable read waiting for its ReadIndex round.
+struct WaitingRead {
+    client: ClientId,
+    request: Request,
+    deadline: Instant,
+}
+
+/// A ReadIndex round raft has been asked for.
+struct ReadRound {
+    context: Vec<u8>,
+    started: Instant,
+    reads: Vec<WaitingRead>,
+}
+
+/// Every client request the node is still working on.
+#[derive(Default)]
+pub(super) struct Requests {
+    next_sequence: u64,
+    proposals: BTreeMap<u64, Proposal>,
+    waiting_reads: Vec<WaitingRead>,
+    round: Option<ReadRound>,
+    /// Rounds confirmed at a read index, waiting for the state machine to catch up.
+    confirmed: Vec<(u64, Vec<WaitingRead>)>,
+    /// Reads to answer with `leader changed` at the next chance.
+    abandoned: Vec<WaitingRead>,
+}
+
+impl Requests {
+    fn sequence(&mut self) -> u64 {
+        self.next_sequence += 1;
+        self.next_sequence
+    }
+
+    /// The client waiting for the proposal `sequence`, which was just applied.
+    pub(super) fn proposal_applied(&mut self, sequence: u64) -> Option<ClientId> {
+        self.proposals.remove(&sequence).map(|proposal| proposal.client)
+    }
+
+    /// A ReadIndex round came back: its reads may be served once `index` is applied.
+    pub(super) fn read_index_confirmed(&mut self, state: ReadState) {
+        if self.round.as_ref().is_some_and(|round| round.context == state.request_ctx) {
+            let round = self.round.take().expect("checked");
+            self.confirmed.push((state.index, round.reads));
+        }
+    }
+
+    /// The leader changed: the round in flight can no longer be trusted.
+    pub(super) fn leader_changed(&mut self) {
+        if let Some(round) = self.round.take() {
+            self.abandoned.extend(round.reads);
+        }
+    }
+}
+
+/// etcd's `isTxnReadonly`: both branches hold only ranges.
+fn is_read_only(txn: &TxnRequest) -> bool {
+    txn.success.iter().chain(&txn.failure).all(|op| matches!(op, RequestOp::Range(_)))
+}
+
+/// Whether a read may be served locally without a ReadIndex round.
+fn is_serializable(request: &Request) -> bool {
+    match request {
+        Request::Range(range) => range.serializable,
+        Request::Txn(txn) => txn.success.iter().chain(&txn.failure).all(|op| match op {
+            RequestOp::Range(range) => range.serializable,
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+impl Node {
+    /// Admits a client request.
+    pub(super) fn client_request(&mut self, client: ClientId, request: Request) {
+        if let Err(error) = apply::validate(&request, self.config.max_txn_ops) {
+            return self.respond(client, Err(error.into()));
+        }
+        let is_read = match &request {
+            Request::Range(_) => true,
+            Request::Txn(txn) => is_read_only(txn),
+            _ => false,
+        };
+        let deadline = self.now + self.config.request_timeout();
+        if is_read && is_serializable(&request) {
+            let result = self.serve_read(&request);
+            return self.respond(client, result);
+        }
+        if is_read {
+            self.requests.waiting_reads.push(WaitingRead { client, request, deadline });
+            return self.start_read_round();
+        }
+        if self.raw.raft.raft_log.committed.saturating_sub(self.machine.applied())
+            > UNAPPLIED_ENTRIES_MAX
+        {
+            return self.respond(client, Err(ServerError::TooManyRequests.into()));
+        }
+        let sequence = self.requests.sequence();
+        let header = RequestHeader { proposer: self.config.id, boot: self.boot, sequence };
+        let data = InternalRequest { header, request }.encode();
+        if data.len() > self.config.max_request_bytes {
+            return self.respond(client, Err(ServerError::RequestTooLarge.into()));
+        }
+        self.requests
+            .proposals
+            .insert(sequence, Proposal { client, deadline, data, proposed: false });
+        self.propose(sequence);
+    }
+
+    /// Hands a proposal to raft; raft refuses at once when it knows no leader.
+    fn propose(&mut self, sequence: u64) {
+        let Some(proposal) = self.requests.proposals.get_mut(&sequence) else { return };
+        if proposal.proposed || self.raw.raft.leader_id == 0 {
+            return;
+        }
+        if self.raw.propose(Vec::new(), proposal.data.clone()).is_ok() {
+            proposal.proposed = true;
+        }
+    }
+
+    /// Asks raft for a ReadIndex round if reads wait and none is in flight.
+    fn start_read_round(&mut self) {
+        if self.requests.round.is_some() || self.requests.waiting_reads.is_empty() {
+            return;
+        }
+        if self.raw.raft.leader_id == 0 {
+            return;
+        }
+        let sequence = self.requests.sequence();
+        let mut context = self.boot.to_le_bytes().to_vec();
+        context.extend_from_slice(&sequence.to_le_bytes());
+        let reads = std::mem::take(&mut self.requests.waiting_reads);
+        self.requests.round =
+            Some(ReadRound { context: context.clone(), started: self.now, reads });
+        self.raw.read_index(context);
+    }
+
+    /// On a tick: retries refused proposals and unanswered read rounds.
+    pub(super) fn retry_requests(&mut self) {
+        let unproposed: Vec<u64> =
+            self.requests.proposals.iter().filter(|(_, p)| !p.proposed).map(|(s, _)| *s).collect();
+        for sequence in unproposed {
+            self.propose(sequence);
+        }
+        let retry_after = self.config.heartbeat_interval.times(READ_RETRY_HEARTBEATS);
+        if let Some(round) = &self.requests.round {
+            if self.now.since(round.started) >= retry_after {
+                let round = self.requests.round.take().expect("checked");
+                self.requests.waiting_reads.splice(0..0, round.reads);
+            }
+        }
+        self.start_read_round();
+    }
+
+    /// Answers every request whose deadline passed with `request timed out`.
+    pub(super) fn expire_requests(&mut self) {
+        let now = self.now;
+        let expired: Vec<u64> = self
+            .requests
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for sequence in expired {
+            let proposal = self.requests.proposals.remove(&sequence).expect("listed");
+            self.respond(proposal.client, Err(ServerError::Timeout.into()));
+        }
+        let mut timed_out = Vec::new();
+        self.requests.waiting_reads.retain(|read| {
+            let keep = read.deadline > now;
+            if !keep {
+                timed_out.push(read.client);
+            }
+            keep
+        });
+        for (_, reads) in &mut self.requests.confirmed {
+            reads.retain(|read| {
+                let keep = read.deadline > now;
+                if !keep {
+                    timed_out.push(read.client);
+                }
+                keep
+            });
+        }
+        for client in timed_out {
+            self.respond(client, Err(ServerError::Timeout.into()));
+        }
+    }
+
+    /// Serves every confirmed read whose index the state machine has reached, and answers
+    /// abandoned reads.
+    pub(super) fn serve_confirmed_reads(&mut self) {
+        for read in std::mem::take(&mut self.requests.abandoned) {
+            self.respond(read.client, Err(ServerError::LeaderChanged.into()));
+        }
+        let applied = self.machine.applied();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.requests.confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.requests.confirmed = waiting;
+        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
+            let result = self.serve_read(&read.request);
+            self.respond(read.client, result);
+        }
+        self.start_read_round();
+    }
+
+    /// Serves a read from the local state machine.
+    fn serve_read(&mut self, request: &Request) -> Result<Response, Error> {
+        let no_leases = |_| false;
+        match request {
+            Request::Range(range) => Ok(Response::Range(self.machine.kv().range(range)?)),
+            Request::Txn(txn) => Ok(Response::Txn(self.machine.kv_mut().txn(txn, no_leases)?)),
+            _ => unreachable!("only reads are served locally"),
+        }
+    }
+}

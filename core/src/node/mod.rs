@@ -1,0 +1,322 @@
+//! The replicated node: raft (tikv/raft-rs) plus the apply pipeline, behind a sans-IO interface.
+//!
+//! A driver owns time and IO. It feeds the node [`Input`]s through [`Node::handle`], then drains
+//! [`Output`]s with [`Node::poll_output`] until it returns `None`, and wakes the node again at
+//! [`Node::poll_timeout`] (waking it early is harmless). Outputs must be executed in the order
+//! they come:
+//! - [`Output::Persist`] carries a numbered batch of raft state (entries, hard state) that must be
+//!   durable before the driver reports [`Input::Persisted`] with that number. Batches are
+//!   persisted in order, and a report covers every batch up to its number.
+//! - [`Output::Send`] carries a raft message for a peer. A message that depends on a batch (a
+//!   vote, an append acknowledgement) is only emitted after that batch is reported persisted, so
+//!   a driver cannot send it too early.
+//! - [`Output::Respond`] answers a client request. Writes are answered once applied, which
+//!   implies committed on a quorum and persisted here. Linearizable reads are answered after a
+//!   ReadIndex round confirms leadership and the state machine has applied up to that index.
+//!
+//! All randomness comes from the seeded ChaCha RNG in the config: raft-rs's own election-timeout
+//! draw (from `thread_rng`) is overridden whenever raft resets it, so a seed replays bit for bit.
+
+mod client;
+mod ready;
+
+use crate::api::{Error, Request, Response};
+use crate::apply::StateMachine;
+use crate::mvcc::KvStore;
+use crate::time::{Duration, Instant};
+use raft::prelude::{ConfState, Entry, HardState, Message, Snapshot};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, VecDeque};
+
+/// A client request's id, chosen by the driver; the response carries it back.
+pub type ClientId = u64;
+
+/// A node's settings. Defaults follow etcd's flags.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This member's raft id (non-zero).
+    pub id: u64,
+    /// The raft ids of the initial voters (this member included).
+    pub voters: Vec<u64>,
+    /// The cluster id responses carry.
+    pub cluster_id: u64,
+    /// `--heartbeat-interval`: one raft tick (etcd: 100 ms).
+    pub heartbeat_interval: Duration,
+    /// `--election-timeout` (etcd: 1000 ms); a whole number of heartbeat intervals.
+    pub election_timeout: Duration,
+    /// `--max-request-bytes` (etcd: 1.5 MiB).
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops` (etcd: 128).
+    pub max_txn_ops: usize,
+    /// The seed of every random choice this node makes.
+    pub seed: u64,
+}
+
+impl NodeConfig {
+    /// A member of a cluster of `voters`, with etcd's defaults.
+    pub fn new(id: u64, voters: Vec<u64>, seed: u64) -> NodeConfig {
+        NodeConfig {
+            id,
+            voters,
+            cluster_id: 0x5354_4541_4400_0001,
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(1000),
+            max_request_bytes: 1536 * 1024,
+            max_txn_ops: crate::mvcc::validate::DEFAULT_MAX_TXN_OPS,
+            seed,
+        }
+    }
+
+    /// Election timeout in raft ticks (at least 2 heartbeats).
+    fn election_ticks(&self) -> usize {
+        let ticks = self.election_timeout.as_nanos() / self.heartbeat_interval.as_nanos().max(1);
+        (ticks as usize).max(2)
+    }
+
+    /// etcd's request timeout: 5 s plus two election timeouts.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(5) + self.election_timeout.times(2)
+    }
+}
+
+/// Something that happened to the node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed; `now` is this node's clock.
+    Tick {
+        /// The node's current time.
+        now: Instant,
+    },
+    /// A raft message from a peer.
+    Message(Message),
+    /// A client request.
+    Client {
+        /// The driver's id for the request.
+        id: ClientId,
+        /// The request.
+        request: Request,
+    },
+    /// Every persistence batch up to and including `batch` is durable.
+    Persisted {
+        /// The highest durable batch.
+        batch: u64,
+    },
+}
+
+/// Something the node needs done.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send a raft message to a peer.
+    Send {
+        /// The peer's raft id.
+        to: u64,
+        /// The message.
+        message: Message,
+    },
+    /// Make raft state durable, then report [`Input::Persisted`] with `batch`.
+    Persist {
+        /// The batch number.
+        batch: u64,
+        /// Entries to append (they may replace entries from their index on).
+        entries: Vec<Entry>,
+        /// The hard state to record, if it changed.
+        hard_state: Option<HardState>,
+        /// A snapshot to install, if the leader sent one.
+        snapshot: Option<Snapshot>,
+    },
+    /// Answer a client.
+    Respond {
+        /// The driver's id for the request.
+        id: ClientId,
+        /// The answer.
+        result: Result<Response, Error>,
+    },
+}
+
+/// One member's replicated state machine. See the module documentation for how to drive it.
+pub struct Node {
+    config: NodeConfig,
+    raw: RawNode<MemStorage>,
+    rng: ChaCha8Rng,
+    machine: StateMachine,
+    boot: u64,
+    now: Instant,
+    last_tick: Instant,
+    outputs: VecDeque<Output>,
+    /// Messages waiting for their persistence batch, by batch number.
+    held_messages: BTreeMap<u64, Vec<Message>>,
+    /// Term, role and leader when the election timeout was last drawn.
+    last_role: (u64, StateRole, u64),
+    requests: client::Requests,
+}
+
+impl Node {
+    /// A fresh member of a new cluster (no persisted state), at time `now`.
+    pub fn new(config: NodeConfig, now: Instant) -> Node {
+        Node::restart(config, now, HardState::default(), Vec::new())
+    }
+
+    /// A member restarting from what it persisted: its hard state and raft log (as the WAL
+    /// replays them). Committed entries are applied again from the start; the state machine
+    /// skips any it already holds.
+    pub fn restart(
+        config: NodeConfig,
+        now: Instant,
+        hard_state: HardState,
+        entries: Vec<Entry>,
+    ) -> Node {
+        assert!(config.id != 0 && config.voters.contains(&config.id), "a voter with a non-zero id");
+        let storage =
+            MemStorage::new_with_conf_state(ConfState::from((config.voters.clone(), vec![])));
+        {
+            let mut core = storage.wl();
+            core.append(&entries).expect("a persisted log is contiguous");
+            core.set_hardstate(hard_state);
+        }
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_ticks(),
+            heartbeat_tick: 1,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: raft::ReadOnlyOption::Safe,
+            ..raft::Config::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raw = RawNode::new(&raft_config, storage, &logger).expect("a valid raft config");
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let boot = rng.gen();
+        let mut node = Node {
+            config,
+            raw,
+            rng,
+            machine: StateMachine::new(),
+            boot,
+            now,
+            last_tick: now,
+            outputs: VecDeque::new(),
+            held_messages: BTreeMap::new(),
+            last_role: (0, StateRole::Follower, 0),
+            requests: client::Requests::default(),
+        };
+        node.redraw_election_timeout();
+        node
+    }
+
+    /// Handles one input; then drain [`Node::poll_output`].
+    pub fn handle(&mut self, input: Input) {
+        match input {
+            Input::Tick { now } => self.tick(now),
+            Input::Message(message) => {
+                // A message from a peer that no longer exists or a stale term is not an error
+                // worth surfacing; raft ignores what it must.
+                let _ = self.raw.step(message);
+            }
+            Input::Client { id, request } => self.client_request(id, request),
+            Input::Persisted { batch } => self.persisted(batch),
+        }
+        self.after_raft_call();
+    }
+
+    /// The next output to execute, in order.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the node next needs a [`Input::Tick`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        self.last_tick + self.config.heartbeat_interval
+    }
+
+    /// This member's raft id.
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    /// The current raft term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The leader this member knows of, if any.
+    pub fn leader(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|&id| id != 0)
+    }
+
+    /// Whether this member is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.machine.applied()
+    }
+
+    /// The key space as applied so far.
+    pub fn kv(&self) -> &KvStore {
+        self.machine.kv()
+    }
+
+    /// Advances raft's logical clock by the heartbeat intervals that passed. A clock jump far
+    /// ahead counts as at most two election timeouts, so one call stays bounded.
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let interval = self.config.heartbeat_interval;
+        let max_ticks = 2 * self.config.election_ticks();
+        let mut ticks = 0;
+        while self.last_tick + interval <= self.now && ticks < max_ticks {
+            self.raw.tick();
+            self.after_raft_call();
+            self.last_tick = self.last_tick + interval;
+            ticks += 1;
+        }
+        if self.last_tick + interval <= self.now {
+            self.last_tick = self.now;
+        }
+        self.expire_requests();
+        self.retry_requests();
+    }
+
+    /// Runs after anything that may have changed raft's state: redraws the election timeout on
+    /// a role change, and processes what raft has ready.
+    fn after_raft_call(&mut self) {
+        let role = (self.raw.raft.term, self.raw.raft.state, self.raw.raft.leader_id);
+        if role != self.last_role {
+            if role.2 != self.last_role.2 {
+                self.requests.leader_changed();
+            }
+            self.redraw_election_timeout();
+        }
+        self.process_ready();
+    }
+
+    /// Draws the randomized election timeout from our RNG, replacing raft-rs's `thread_rng` draw.
+    fn redraw_election_timeout(&mut self) {
+        let ticks = self.config.election_ticks();
+        let timeout = self.rng.gen_range(ticks..2 * ticks);
+        self.raw.raft.set_randomized_election_timeout(timeout);
+        self.last_role = (self.raw.raft.term, self.raw.raft.state, self.raw.raft.leader_id);
+    }
+
+    /// Fills in the header of a response with this member's identity and term.
+    fn respond(&mut self, id: ClientId, mut result: Result<Response, Error>) {
+        if let Ok(response) = &mut result {
+            let header = response.header_mut();
+            header.cluster_id = self.config.cluster_id;
+            header.member_id = self.config.id;
+            header.raft_term = self.raw.raft.term;
+        }
+        self.outputs.push_back(Output::Respond { id, result });
+    }
+}
+
+#[cfg(test)]
+mod tests;
