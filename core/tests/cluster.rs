@@ -191,3 +191,73 @@ fn the_same_seed_replays_bit_for_bit() {
     assert_eq!(first, scripted_run(42), "same seed, same trace");
     assert_ne!(first, scripted_run(43), "another seed, another trace");
 }
+
+/// A cluster that snapshots every 10 entries and keeps only 5 behind each snapshot.
+fn snapshotting_cluster(seed: u64) -> Cluster {
+    let mut cluster = Cluster::new(3, seed);
+    (cluster.snapshot_count, cluster.catch_up_entries) = (10, 5);
+    cluster.reconfigure();
+    cluster
+}
+
+#[test]
+fn a_follower_that_fell_behind_the_log_catches_up_from_a_snapshot() {
+    let mut cluster = snapshotting_cluster(9);
+    let leader = cluster.elect();
+    let follower = *cluster.voters.iter().find(|&&id| id != leader).unwrap();
+    cluster.crash(follower);
+    for n in 0..60 {
+        cluster.put(leader, &format!("k{n}"), &format!("v{n}")).unwrap();
+    }
+    assert!(cluster.disks[&leader].snapshots_saved >= 5, "the leader snapshots every 10 entries");
+    cluster.restart(follower);
+    assert!(
+        cluster.run_until(Duration::from_secs(10), |c| c.nodes[&follower].kv().hash()
+            == c.nodes[&leader].kv().hash()),
+        "the follower catches up"
+    );
+    assert!(cluster.disks[&follower].snapshots_installed >= 1, "through a snapshot, not the log");
+    assert_eq!(cluster.get(follower, "k59", false), Ok(Some("v59".into())));
+}
+
+#[test]
+fn members_restart_from_their_own_snapshots() {
+    let mut cluster = snapshotting_cluster(10);
+    let leader = cluster.elect();
+    for n in 0..35 {
+        cluster.put(leader, &format!("k{n}"), "v").unwrap();
+    }
+    cluster.run_for(Duration::from_millis(500));
+    for id in cluster.voters.clone() {
+        assert!(cluster.disks[&id].snapshot.is_some(), "member {id} saved a snapshot");
+        cluster.crash(id);
+    }
+    for id in cluster.voters.clone() {
+        cluster.restart(id);
+    }
+    let leader = cluster.elect();
+    assert_eq!(revision(&cluster.put(leader, "after", "restart")), 37);
+    assert_eq!(cluster.get(leader, "k0", false), Ok(Some("v".into())));
+}
+
+#[test]
+fn a_lost_snapshot_is_sent_again() {
+    let mut cluster = snapshotting_cluster(11);
+    let leader = cluster.elect();
+    let follower = *cluster.voters.iter().find(|&&id| id != leader).unwrap();
+    cluster.crash(follower);
+    for n in 0..40 {
+        cluster.put(leader, &format!("k{n}"), "v").unwrap();
+    }
+    // The follower is back and answering, but the snapshot it needs is lost in transit.
+    cluster.drop_snapshots = true;
+    cluster.restart(follower);
+    assert!(
+        cluster.run_until(Duration::from_secs(5), |c| c.snapshots_sent >= 1),
+        "a snapshot is sent"
+    );
+    cluster.drop_snapshots = false;
+    let caught_up = |c: &Cluster| c.nodes[&follower].kv().hash() == c.nodes[&leader].kv().hash();
+    assert!(cluster.run_until(Duration::from_secs(15), caught_up), "the follower catches up");
+    assert!(cluster.snapshots_sent >= 2, "the lost snapshot was sent again");
+}

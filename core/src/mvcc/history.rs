@@ -78,6 +78,11 @@ pub(crate) struct KeyHistory {
 }
 
 impl KeyHistory {
+    /// A history holding `versions` as given (verify it before use).
+    pub(crate) fn from_versions(versions: Vec<Version>) -> Self {
+        KeyHistory { versions }
+    }
+
     /// The retained versions, oldest first.
     pub(crate) fn versions(&self) -> &[Version] {
         &self.versions
@@ -152,21 +157,43 @@ impl KeyHistory {
         }
     }
 
-    /// Panics if the history breaks its invariants; for tests and debug checks.
-    pub(crate) fn check_invariants(&self) {
+    /// Checks the history's invariants; `compacted` is the store's compaction point.
+    pub(crate) fn verify(&self, compacted: i64) -> Result<(), String> {
+        let Some(first) = self.versions.first() else { return Err("an empty history".into()) };
+        if first.put().is_none() {
+            return Err("a history that starts with a tombstone".into());
+        }
+        let old = self.versions.iter().filter(|v| v.rev.main <= compacted).count();
+        if old > 1 {
+            return Err(format!("{old} versions at or below the compaction point"));
+        }
         for pair in self.versions.windows(2) {
-            assert!(pair[0].rev < pair[1].rev, "revisions must increase");
-            match (&pair[0].body, &pair[1].body) {
-                (Body::Tombstone, Body::Tombstone) => panic!("two tombstones in a row"),
-                (Body::Tombstone, Body::Put(put)) => {
-                    assert_eq!((put.create, put.version), (pair[1].rev.main, 1));
-                }
-                (Body::Put(before), Body::Put(put)) => {
-                    assert_eq!(put.create, before.create, "create revision within a generation");
-                    assert_eq!(put.version, before.version + 1, "versions count up by one");
-                }
-                (Body::Put(_), Body::Tombstone) => {}
+            if pair[0].rev >= pair[1].rev {
+                return Err("revisions must increase".into());
             }
+            match (&pair[0].body, &pair[1].body) {
+                (Body::Tombstone, Body::Tombstone) => return Err("two tombstones in a row".into()),
+                (Body::Tombstone, Body::Put(put))
+                    if (put.create, put.version) != (pair[1].rev.main, 1) =>
+                {
+                    return Err("a new generation must start at version 1".into());
+                }
+                (Body::Put(before), Body::Put(put))
+                    if put.create != before.create || put.version != before.version + 1 =>
+                {
+                    return Err("versions must count up within a generation".into());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Panics if the history breaks its invariants; for tests.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        if let Err(violation) = self.verify(-1) {
+            panic!("{violation}");
         }
     }
 }

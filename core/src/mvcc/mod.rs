@@ -15,6 +15,7 @@ mod history;
 mod key_range;
 mod range;
 mod revision;
+pub mod snapshot;
 mod store;
 mod txn;
 pub mod validate;
@@ -22,6 +23,7 @@ pub mod validate;
 pub use hash::{KvHash, KvHasher};
 pub use key_range::KeyRange;
 pub use revision::Revision;
+pub use snapshot::KvSnapshot;
 pub use store::KvStore;
 
 #[cfg(test)]

@@ -48,6 +48,16 @@ impl KvStore {
         }
     }
 
+    /// A store from its parts (verify it before use).
+    pub(crate) fn from_parts(
+        keys: BTreeMap<Arc<[u8]>, KeyHistory>,
+        changes: VecDeque<(Revision, Arc<[u8]>)>,
+        current: i64,
+        compacted: i64,
+    ) -> Self {
+        KvStore { keys, changes, current, compacted }
+    }
+
     /// The revision of the last write.
     pub fn current_revision(&self) -> i64 {
         self.current
@@ -184,20 +194,40 @@ impl KvStore {
         }
     }
 
-    /// Panics if the store breaks an invariant; for tests and debug checks.
-    pub fn check_invariants(&self) {
-        assert!(self.current >= INITIAL_REVISION && self.compacted <= self.current);
+    /// Checks every invariant of the store; a restored snapshot must pass this.
+    pub fn verify(&self) -> Result<(), String> {
+        if self.current < INITIAL_REVISION || self.compacted > self.current {
+            return Err(format!(
+                "revisions out of order: current {}, compacted {}",
+                self.current, self.compacted
+            ));
+        }
         for (key, history) in &self.keys {
-            assert!(!history.is_empty(), "empty history kept for {key:?}");
-            history.check_invariants();
-            let last = history.versions().last().expect("non-empty").rev.main;
-            assert!(last <= self.current, "a version from the future");
+            history.verify(self.compacted).map_err(|e| format!("key {key:?}: {e}"))?;
+            let last = history.versions().last().expect("verified non-empty").rev.main;
+            if last > self.current {
+                return Err(format!("key {key:?}: a version from the future"));
+            }
         }
         let revisions: Vec<Revision> = self.changes.iter().map(|(rev, _)| *rev).collect();
-        assert!(revisions.windows(2).all(|pair| pair[0] < pair[1]), "change log out of order");
-        assert!(revisions.first().is_none_or(|rev| rev.main > self.compacted));
+        if !revisions.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Err("change log out of order".into());
+        }
+        if revisions.first().is_some_and(|rev| rev.main <= self.compacted) {
+            return Err("change log reaches below the compaction".into());
+        }
         for (rev, key) in &self.changes {
-            assert!(self.keys.get(key).and_then(|h| h.exact(*rev)).is_some(), "lost change");
+            if self.keys.get(key).and_then(|h| h.exact(*rev)).is_none() {
+                return Err(format!("change {rev} of {key:?} has no version"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Panics if the store breaks an invariant; for tests and debug checks.
+    pub fn check_invariants(&self) {
+        if let Err(violation) = self.verify() {
+            panic!("{violation}");
         }
     }
 }

@@ -19,6 +19,7 @@
 
 mod client;
 mod ready;
+mod storage;
 
 use crate::api::{Error, Request, Response};
 use crate::apply::StateMachine;
@@ -30,6 +31,7 @@ use raft::{RawNode, StateRole};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
+use storage::RaftStorage;
 
 /// A client request's id, chosen by the driver; the response carries it back.
 pub type ClientId = u64;
@@ -51,6 +53,10 @@ pub struct NodeConfig {
     pub max_request_bytes: usize,
     /// `--max-txn-ops` (etcd: 128).
     pub max_txn_ops: usize,
+    /// `--snapshot-count`: applied entries between state-machine snapshots (etcd: 100000).
+    pub snapshot_count: u64,
+    /// Entries kept in the raft log behind a snapshot for slow followers (etcd: 5000).
+    pub snapshot_catch_up_entries: u64,
     /// The seed of every random choice this node makes.
     pub seed: u64,
 }
@@ -66,6 +72,8 @@ impl NodeConfig {
             election_timeout: Duration::from_millis(1000),
             max_request_bytes: 1536 * 1024,
             max_txn_ops: crate::mvcc::validate::DEFAULT_MAX_TXN_OPS,
+            snapshot_count: 100_000,
+            snapshot_catch_up_entries: 5000,
             seed,
         }
     }
@@ -127,6 +135,12 @@ pub enum Output {
         /// A snapshot to install, if the leader sent one.
         snapshot: Option<Snapshot>,
     },
+    /// Save this state-machine snapshot (taken every `snapshot_count` applied entries), then
+    /// record its position in the WAL; older WAL segments and snapshots may then be released.
+    SaveSnapshot {
+        /// The snapshot: metadata (index, term, membership) and the state machine's bytes.
+        snapshot: Snapshot,
+    },
     /// Answer a client.
     Respond {
         /// The driver's id for the request.
@@ -136,10 +150,21 @@ pub enum Output {
     },
 }
 
+/// What a member persisted, as recovery hands it back.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// The newest snapshot the log continues from, if any.
+    pub snapshot: Option<Snapshot>,
+    /// The latest hard state.
+    pub hard_state: HardState,
+    /// The log after the snapshot.
+    pub entries: Vec<Entry>,
+}
+
 /// One member's replicated state machine. See the module documentation for how to drive it.
 pub struct Node {
     config: NodeConfig,
-    raw: RawNode<MemStorage>,
+    raw: RawNode<RaftStorage>,
     rng: ChaCha8Rng,
     machine: StateMachine,
     boot: u64,
@@ -150,31 +175,42 @@ pub struct Node {
     held_messages: BTreeMap<u64, Vec<Message>>,
     /// Term, role and leader when the election timeout was last drawn.
     last_role: (u64, StateRole, u64),
+    /// When a snapshot was last sent to each peer still catching up from it.
+    snapshots_sent: BTreeMap<u64, Instant>,
     requests: client::Requests,
 }
 
 impl Node {
     /// A fresh member of a new cluster (no persisted state), at time `now`.
     pub fn new(config: NodeConfig, now: Instant) -> Node {
-        Node::restart(config, now, HardState::default(), Vec::new())
+        Node::restart(config, now, Recovered::default()).expect("a fresh member starts")
     }
 
-    /// A member restarting from what it persisted: its hard state and raft log (as the WAL
-    /// replays them). Committed entries are applied again from the start; the state machine
-    /// skips any it already holds.
-    pub fn restart(
-        config: NodeConfig,
-        now: Instant,
-        hard_state: HardState,
-        entries: Vec<Entry>,
-    ) -> Node {
+    /// A member restarting from what it persisted (as recovery hands it back): the state
+    /// machine comes from the snapshot, and committed entries after it are applied again.
+    /// Fails if the snapshot does not hold a valid state.
+    pub fn restart(config: NodeConfig, now: Instant, recovered: Recovered) -> Result<Node, String> {
         assert!(config.id != 0 && config.voters.contains(&config.id), "a voter with a non-zero id");
-        let storage =
-            MemStorage::new_with_conf_state(ConfState::from((config.voters.clone(), vec![])));
+        let (log, machine) = match &recovered.snapshot {
+            Some(snapshot) => {
+                let machine = StateMachine::restore(&snapshot.data)?;
+                let log = MemStorage::new();
+                log.wl().apply_snapshot(snapshot.clone()).map_err(|e| e.to_string())?;
+                (log, machine)
+            }
+            None => {
+                let voters = ConfState::from((config.voters.clone(), vec![]));
+                (MemStorage::new_with_conf_state(voters), StateMachine::new())
+            }
+        };
         {
-            let mut core = storage.wl();
-            core.append(&entries).expect("a persisted log is contiguous");
-            core.set_hardstate(hard_state);
+            let mut core = log.wl();
+            core.append(&recovered.entries).map_err(|e| format!("persisted log: {e}"))?;
+            core.set_hardstate(recovered.hard_state);
+        }
+        let mut storage = RaftStorage::new(log);
+        if let Some(snapshot) = recovered.snapshot {
+            storage.set_snapshot(snapshot);
         }
         let raft_config = raft::Config {
             id: config.id,
@@ -185,27 +221,29 @@ impl Node {
             check_quorum: true,
             pre_vote: true,
             read_only_option: raft::ReadOnlyOption::Safe,
+            applied: machine.applied(),
             ..raft::Config::default()
         };
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let raw = RawNode::new(&raft_config, storage, &logger).expect("a valid raft config");
+        let raw = RawNode::new(&raft_config, storage, &logger).map_err(|e| e.to_string())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let boot = rng.gen();
         let mut node = Node {
             config,
             raw,
             rng,
-            machine: StateMachine::new(),
+            machine,
             boot,
             now,
             last_tick: now,
             outputs: VecDeque::new(),
             held_messages: BTreeMap::new(),
             last_role: (0, StateRole::Follower, 0),
+            snapshots_sent: BTreeMap::new(),
             requests: client::Requests::default(),
         };
         node.redraw_election_timeout();
-        node
+        Ok(node)
     }
 
     /// Handles one input; then drain [`Node::poll_output`].
@@ -283,6 +321,7 @@ impl Node {
         }
         self.expire_requests();
         self.retry_requests();
+        self.retry_stuck_snapshots();
     }
 
     /// Runs after anything that may have changed raft's state: redraws the election timeout on

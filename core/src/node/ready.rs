@@ -6,8 +6,10 @@
 //! committed entries (which raft-rs limits to entries persisted here) are applied in order.
 
 use super::{Node, Output};
+use crate::apply::StateMachine;
 use protobuf::Message as _;
-use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot};
+use raft::{ProgressState, SnapshotStatus, Storage as _};
 
 /// The most Readies handled in one go; raft rarely needs more than two or three.
 const READY_ROUNDS_MAX: usize = 64;
@@ -30,24 +32,23 @@ impl Node {
         for message in ready.take_messages() {
             self.send(message);
         }
-        if !ready.snapshot().is_empty() {
-            // Nothing produces snapshots yet (the log is never compacted), so no leader can
-            // send one. Snapshot transfer arrives with snapshot support.
-            tracing::error!(node = self.config.id, "raft: ignoring a snapshot (not supported yet)");
+        let snapshot = Some(ready.snapshot().clone()).filter(|s| !s.is_empty());
+        if let Some(snapshot) = &snapshot {
+            self.install_snapshot(snapshot);
         }
         let entries = ready.take_entries();
         let hard_state = ready.hs().cloned();
         {
             let storage = self.raw.mut_store();
-            let mut core = storage.wl();
+            let mut core = storage.log.wl();
             core.append(&entries).expect("raft hands out entries that follow the log");
             if let Some(hard_state) = &hard_state {
                 core.set_hardstate(hard_state.clone());
             }
         }
         let waiting = ready.take_persisted_messages();
-        if !entries.is_empty() || hard_state.is_some() {
-            self.outputs.push_back(Output::Persist { batch, entries, hard_state, snapshot: None });
+        if !entries.is_empty() || hard_state.is_some() || snapshot.is_some() {
+            self.outputs.push_back(Output::Persist { batch, entries, hard_state, snapshot });
             self.held_messages.entry(batch).or_default().extend(waiting);
         } else if let Some((&outstanding, _)) = self.held_messages.last_key_value() {
             // Nothing new to persist, but the messages may depend on a batch not yet durable.
@@ -74,7 +75,73 @@ impl Node {
     }
 
     fn send(&mut self, message: Message) {
+        if message.get_msg_type() == MessageType::MsgSnapshot {
+            self.snapshots_sent.insert(message.to, self.now);
+        }
         self.outputs.push_back(Output::Send { to: message.to, message });
+    }
+
+    /// Replaces the state machine with a leader's snapshot. The snapshot was built by a member
+    /// from its own state, so a snapshot that does not restore means a bug or memory corruption:
+    /// stop rather than diverge.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) {
+        let index = snapshot.get_metadata().index;
+        self.machine = StateMachine::restore(&snapshot.data).unwrap_or_else(|error| {
+            panic!("raft: the snapshot at index {index} is not a valid state: {error}")
+        });
+        let storage = self.raw.mut_store();
+        storage
+            .log
+            .wl()
+            .apply_snapshot(snapshot.clone())
+            .expect("raft installs only newer snapshots");
+        storage.set_snapshot(snapshot.clone());
+    }
+
+    /// Takes a state-machine snapshot once `snapshot_count` entries were applied since the last
+    /// one, and compacts the raft log behind it, keeping `snapshot_catch_up_entries` for slow
+    /// followers.
+    fn maybe_snapshot(&mut self) {
+        let applied = self.machine.applied();
+        if applied < self.raw.store().snapshot_index() + self.config.snapshot_count {
+            return;
+        }
+        let Ok(term) = self.raw.raft.raft_log.term(applied) else { return };
+        let Ok(state) = self.raw.store().initial_state() else { return };
+        let mut conf_state = state.conf_state;
+        conf_state.mut_voters().sort_unstable();
+        conf_state.mut_learners().sort_unstable();
+        let mut snapshot = Snapshot::default();
+        snapshot.data = self.machine.snapshot().into();
+        let metadata = snapshot.mut_metadata();
+        (metadata.index, metadata.term) = (applied, term);
+        metadata.set_conf_state(conf_state);
+        let storage = self.raw.mut_store();
+        storage.set_snapshot(snapshot.clone());
+        let keep_from = applied.saturating_sub(self.config.snapshot_catch_up_entries);
+        storage.log.wl().compact(keep_from).expect("compaction stays within the applied log");
+        self.outputs.push_back(Output::SaveSnapshot { snapshot });
+    }
+
+    /// A snapshot sent to a peer that has not caught up from it after two election timeouts was
+    /// probably lost: tell raft, so it sends again (raft-rs would otherwise wait forever).
+    pub(super) fn retry_stuck_snapshots(&mut self) {
+        let patience = self.config.election_timeout.times(2);
+        let now = self.now;
+        let stuck: Vec<u64> = self
+            .snapshots_sent
+            .iter()
+            .filter(|(_, sent)| now.since(**sent) >= patience)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in stuck {
+            self.snapshots_sent.remove(&peer);
+            let waiting =
+                self.raw.raft.prs().get(peer).is_some_and(|p| p.state == ProgressState::Snapshot);
+            if waiting && self.is_leader() {
+                self.raw.report_snapshot(peer, SnapshotStatus::Failure);
+            }
+        }
     }
 
     /// Applies committed entries in order and answers the clients waiting for them.
@@ -89,6 +156,7 @@ impl Node {
             }
         }
         self.raw.advance_apply_to(last);
+        self.maybe_snapshot();
     }
 
     fn apply_normal(&mut self, entry: &Entry) {
@@ -108,7 +176,7 @@ impl Node {
             ConfChange::parse_from_bytes(&entry.data).map(|cc| self.raw.apply_conf_change(&cc))
         };
         match applied {
-            Ok(Ok(conf_state)) => self.raw.mut_store().wl().set_conf_state(conf_state),
+            Ok(Ok(conf_state)) => self.raw.mut_store().log.wl().set_conf_state(conf_state),
             Ok(Err(error)) => {
                 tracing::warn!(index = entry.index, %error, "raft: conf change refused")
             }

@@ -9,12 +9,12 @@
 #![allow(dead_code)]
 
 use protobuf::Message as _;
-use raft::prelude::{Entry, HardState, Message};
+use raft::prelude::{Entry, HardState, Message, Snapshot};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use stead_core::api::{Error, PutRequest, RangeRequest, Request, Response};
-use stead_core::node::{ClientId, Input, Node, NodeConfig, Output};
+use stead_core::node::{ClientId, Input, Node, NodeConfig, Output, Recovered};
 use stead_core::time::{Duration, Instant};
 
 /// One time step of the harness.
@@ -23,12 +23,26 @@ pub const STEP: Duration = Duration::from_millis(5);
 /// What a node's driver has made durable.
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
+    pub snapshot: Option<Snapshot>,
     pub hard_state: HardState,
     pub entries: Vec<Entry>,
+    /// How many snapshots were saved, and how many were installed from a leader.
+    pub snapshots_saved: u64,
+    pub snapshots_installed: u64,
 }
 
 impl Disk {
-    fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) {
+    fn persist(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        snapshot: Option<&Snapshot>,
+    ) {
+        if let Some(snapshot) = snapshot {
+            self.snapshot = Some(snapshot.clone());
+            self.entries.clear();
+            self.snapshots_installed += 1;
+        }
         if let Some(first) = entries.first() {
             self.entries.retain(|e| e.index < first.index);
             self.entries.extend_from_slice(entries);
@@ -36,6 +50,13 @@ impl Disk {
         if let Some(hard_state) = hard_state {
             self.hard_state = hard_state.clone();
         }
+    }
+
+    /// What recovery would hand back: the snapshot and the log after it.
+    pub fn recovered(&self) -> Recovered {
+        let floor = self.snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+        let entries = self.entries.iter().filter(|e| e.index > floor).cloned().collect();
+        Recovered { snapshot: self.snapshot.clone(), hard_state: self.hard_state.clone(), entries }
     }
 }
 
@@ -46,6 +67,14 @@ pub struct Cluster {
     pub now: Instant,
     pub drop_rate: f64,
     pub cut: BTreeSet<(u64, u64)>,
+    /// Applied entries between snapshots, and entries kept behind one, for nodes (re)started
+    /// from now on.
+    pub snapshot_count: u64,
+    pub catch_up_entries: u64,
+    /// How many snapshot messages leaders sent.
+    pub snapshots_sent: u64,
+    /// While set, every snapshot message is lost.
+    pub drop_snapshots: bool,
     pub responses: BTreeMap<ClientId, Result<Response, Error>>,
     rng: ChaCha8Rng,
     seed: u64,
@@ -69,6 +98,10 @@ impl Cluster {
             now: Instant::ZERO,
             drop_rate: 0.0,
             cut: BTreeSet::new(),
+            snapshot_count: 100_000,
+            catch_up_entries: 5000,
+            snapshots_sent: 0,
+            drop_snapshots: false,
             responses: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
@@ -89,7 +122,19 @@ impl Cluster {
     }
 
     fn config(&mut self, id: u64) -> NodeConfig {
-        NodeConfig::new(id, self.voters.clone(), self.seed * 1000 + id + 100 * self.restarts)
+        let seed = self.seed * 1000 + id + 100 * self.restarts;
+        let mut config = NodeConfig::new(id, self.voters.clone(), seed);
+        config.snapshot_count = self.snapshot_count;
+        config.snapshot_catch_up_entries = self.catch_up_entries;
+        config
+    }
+
+    /// Replaces every node with one using the current snapshot settings (before any traffic).
+    pub fn reconfigure(&mut self) {
+        for id in self.voters.clone() {
+            let node = Node::new(self.config(id), self.now);
+            self.nodes.insert(id, node);
+        }
     }
 
     /// The trace hash of every output so far.
@@ -120,9 +165,10 @@ impl Cluster {
     /// Restarts a crashed node from its disk.
     pub fn restart(&mut self, id: u64) {
         self.restarts += 1;
-        let disk = self.disks[&id].clone();
+        let recovered = self.disks[&id].recovered();
         let config = self.config(id);
-        let node = Node::restart(config, self.now, disk.hard_state, disk.entries);
+        let node =
+            Node::restart(config, self.now, recovered).expect("a node restarts from its disk");
         self.nodes.insert(id, node);
     }
 
@@ -227,12 +273,15 @@ impl Cluster {
                 self.fold(id, &output);
                 match output {
                     Output::Send { to, message } => self.transmit(id, to, message),
-                    Output::Persist { batch, entries, hard_state, .. } => {
-                        self.disks
-                            .get_mut(&id)
-                            .expect("a disk")
-                            .persist(&entries, hard_state.as_ref());
+                    Output::Persist { batch, entries, hard_state, snapshot } => {
+                        let disk = self.disks.get_mut(&id).expect("a disk");
+                        disk.persist(&entries, hard_state.as_ref(), snapshot.as_ref());
                         persisted = Some(batch);
+                    }
+                    Output::SaveSnapshot { snapshot } => {
+                        let disk = self.disks.get_mut(&id).expect("a disk");
+                        disk.snapshot = Some(snapshot);
+                        disk.snapshots_saved += 1;
                     }
                     Output::Respond { id: client, result } => {
                         self.responses.insert(client, result);
@@ -245,6 +294,12 @@ impl Cluster {
     }
 
     fn transmit(&mut self, from: u64, to: u64, message: Message) {
+        if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+            self.snapshots_sent += 1;
+            if self.drop_snapshots {
+                return;
+            }
+        }
         if self.cut.contains(&(from, to)) || self.rng.gen::<f64>() < self.drop_rate {
             return;
         }
