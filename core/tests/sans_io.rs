@@ -39,6 +39,7 @@ const ALLOWED_DEPENDENCIES: &[&str] = &[
     "tracing",
     "bytes",
     "thiserror",
+    "sha1",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -13,6 +13,8 @@ use std::fmt;
 pub enum GrpcCode {
     /// 1: the operation was cancelled.
     Canceled = 1,
+    /// 2: an error etcd does not map to a status (it answers Unknown).
+    Unknown = 2,
     /// 3: the client sent a malformed request.
     InvalidArgument = 3,
     /// 4: the deadline passed.
@@ -134,6 +136,63 @@ impl ServerError {
     }
 }
 
+/// An error of a membership or leadership request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClusterError {
+    /// A member with that id exists.
+    MemberExist,
+    /// Another member uses one of the peer URLs.
+    PeerUrlExist,
+    /// No member with that id (or it was removed).
+    MemberNotFound,
+    /// Only a learner can be promoted.
+    MemberNotLearner,
+    /// The learner has not caught up with the leader (90% of its log).
+    LearnerNotReady,
+    /// The cluster already has its one learner (etcd 3.4's limit).
+    TooManyLearners,
+    /// Peer URLs missing or malformed.
+    MemberBadUrls,
+    /// Only the leader can do this.
+    NotLeader,
+    /// The transfer target is not a voting member.
+    BadLeaderTransferee,
+    /// The leadership transfer did not finish in time.
+    LeaderTransferTimeout,
+}
+
+impl ClusterError {
+    /// The gRPC status code etcd answers with.
+    pub fn code(self) -> GrpcCode {
+        match self {
+            ClusterError::MemberNotFound => GrpcCode::NotFound,
+            ClusterError::MemberBadUrls => GrpcCode::InvalidArgument,
+            ClusterError::LeaderTransferTimeout => GrpcCode::Unknown,
+            _ => GrpcCode::FailedPrecondition,
+        }
+    }
+
+    /// The status message etcd puts on the wire.
+    pub fn message(self) -> &'static str {
+        match self {
+            ClusterError::MemberExist => "etcdserver: member ID already exist",
+            ClusterError::PeerUrlExist => "etcdserver: Peer URLs already exists",
+            ClusterError::MemberNotFound => "etcdserver: member not found",
+            ClusterError::MemberNotLearner => "etcdserver: can only promote a learner member",
+            ClusterError::LearnerNotReady => {
+                "etcdserver: can only promote a learner member which is in sync with leader"
+            }
+            ClusterError::TooManyLearners => "etcdserver: too many learner members in cluster",
+            ClusterError::MemberBadUrls => "etcdserver: given member URLs are invalid",
+            ClusterError::NotLeader => "etcdserver: not leader",
+            ClusterError::BadLeaderTransferee => "etcdserver: bad leader transferee",
+            ClusterError::LeaderTransferTimeout => {
+                "etcdserver: request timed out, leader transfer took too long"
+            }
+        }
+    }
+}
+
 /// Any error a client request can get.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Error {
@@ -141,6 +200,8 @@ pub enum Error {
     Kv(KvError),
     /// From the server around it.
     Server(ServerError),
+    /// From a membership or leadership request.
+    Cluster(ClusterError),
 }
 
 impl Error {
@@ -149,6 +210,7 @@ impl Error {
         match self {
             Error::Kv(error) => error.code(),
             Error::Server(error) => error.code(),
+            Error::Cluster(error) => error.code(),
         }
     }
 
@@ -157,6 +219,7 @@ impl Error {
         match self {
             Error::Kv(error) => error.message(),
             Error::Server(error) => error.message(),
+            Error::Cluster(error) => error.message(),
         }
     }
 }
@@ -164,6 +227,12 @@ impl Error {
 impl From<KvError> for Error {
     fn from(error: KvError) -> Self {
         Error::Kv(error)
+    }
+}
+
+impl From<ClusterError> for Error {
+    fn from(error: ClusterError) -> Self {
+        Error::Cluster(error)
     }
 }
 
@@ -215,6 +284,35 @@ mod tests {
             assert_eq!(error.code() as u8, code, "{error:?}");
             assert_eq!(error.to_string(), text, "{error:?}");
             assert_eq!(Error::from(error).to_string(), text);
+        }
+    }
+
+    /// Pins the cluster errors against etcd 3.4's `rpctypes/error.go` and `v3rpc/util.go`.
+    #[test]
+    fn cluster_codes_and_texts_match_etcd() {
+        let table = [
+            (ClusterError::MemberExist, 9, "etcdserver: member ID already exist"),
+            (ClusterError::PeerUrlExist, 9, "etcdserver: Peer URLs already exists"),
+            (ClusterError::MemberNotFound, 5, "etcdserver: member not found"),
+            (ClusterError::MemberNotLearner, 9, "etcdserver: can only promote a learner member"),
+            (
+                ClusterError::LearnerNotReady,
+                9,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (ClusterError::TooManyLearners, 9, "etcdserver: too many learner members in cluster"),
+            (ClusterError::MemberBadUrls, 3, "etcdserver: given member URLs are invalid"),
+            (ClusterError::NotLeader, 9, "etcdserver: not leader"),
+            (ClusterError::BadLeaderTransferee, 9, "etcdserver: bad leader transferee"),
+            (
+                ClusterError::LeaderTransferTimeout,
+                2,
+                "etcdserver: request timed out, leader transfer took too long",
+            ),
+        ];
+        for (error, code, text) in table {
+            assert_eq!(Error::from(error).code() as u8, code, "{error:?}");
+            assert_eq!(Error::from(error).to_string(), text, "{error:?}");
         }
     }
 

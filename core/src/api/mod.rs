@@ -5,10 +5,12 @@
 //! converts them mechanically, but they carry no protobuf or transport concerns. Every error type
 //! maps to etcd's exact gRPC status code and message in one place: [`error`].
 
+pub mod cluster;
 pub mod error;
 pub mod kv;
 pub mod request;
 
-pub use error::{Error, GrpcCode, KvError, ServerError};
+pub use cluster::{ClusterRequest, ClusterResponse, Member};
+pub use error::{ClusterError, Error, GrpcCode, KvError, ServerError};
 pub use kv::*;
 pub use request::{Request, Response};

@@ -1,5 +1,6 @@
 //! The requests a node serves and their answers, one enum each over the KV service's messages.
 
+use super::cluster::{ClusterRequest, ClusterResponse};
 use super::kv::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,8 @@ pub enum Request {
     Txn(TxnRequest),
     /// Discard history.
     Compact(CompactionRequest),
+    /// Change or list the membership, or move the leader.
+    Cluster(ClusterRequest),
 }
 
 /// The answer to a [`Request`].
@@ -31,6 +34,8 @@ pub enum Response {
     Txn(TxnResponse),
     /// Answer to a compaction.
     Compact(CompactionResponse),
+    /// Answer to a cluster request.
+    Cluster(ClusterResponse),
 }
 
 impl Response {
@@ -42,6 +47,7 @@ impl Response {
             Response::DeleteRange(r) => &mut r.header,
             Response::Txn(r) => &mut r.header,
             Response::Compact(r) => &mut r.header,
+            Response::Cluster(r) => &mut r.header,
         }
     }
 }

@@ -7,8 +7,13 @@
 //! A committed entry that does not decode is skipped by every member alike, so members never
 //! diverge, and it is reported.
 
-use crate::api::{Error, KvError, Request, Response};
+pub mod membership;
+
+use crate::api::{
+    ClusterError, ClusterRequest, ClusterResponse, Error, KvError, Member, Request, Response,
+};
 use crate::mvcc::{validate, KvStore};
+use membership::{ConfChangeContext, MemberChange, Membership};
 use serde::{Deserialize, Serialize};
 
 /// Who proposed an entry, so the proposer can answer its client when the entry is applied.
@@ -53,19 +58,88 @@ struct SnapshotData {
     format: u32,
     applied: u64,
     kv: crate::mvcc::KvSnapshot,
+    membership: Membership,
 }
 
-/// The replicated state: the key space and the index of the last applied entry.
+/// The replicated state: the key space, the membership and the index of the last applied entry.
 #[derive(Clone, Debug, Default)]
 pub struct StateMachine {
     kv: KvStore,
+    membership: Membership,
     applied: u64,
 }
 
+/// The outcome of applying a membership conf change.
+pub struct MemberChangeApplied {
+    /// Who proposed it (`None` for a conf change without a context, which raft made itself).
+    pub header: Option<RequestHeader>,
+    /// The answer for the proposer.
+    pub result: Result<Response, Error>,
+    /// Whether raft's configuration must change too (false when the change was refused).
+    pub apply_to_raft: bool,
+}
+
 impl StateMachine {
-    /// An empty state machine that has applied nothing.
-    pub fn new() -> Self {
-        StateMachine::default()
+    /// A state machine that has applied nothing, for a cluster of `members`.
+    pub fn new(members: Vec<Member>) -> Self {
+        StateMachine { kv: KvStore::new(), membership: Membership::new(members), applied: 0 }
+    }
+
+    /// The membership.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Applies the membership conf change at `index`, whose entry context is `context`.
+    /// Returns `None` if the entry was applied before.
+    pub fn apply_member_change(
+        &mut self,
+        index: u64,
+        context: &[u8],
+    ) -> Option<MemberChangeApplied> {
+        if index <= self.applied {
+            return None;
+        }
+        self.applied = index;
+        if context.is_empty() {
+            let result = Ok(self.members_response(None));
+            return Some(MemberChangeApplied { header: None, result, apply_to_raft: true });
+        }
+        let context = match ConfChangeContext::decode(context) {
+            Ok(context) => context,
+            Err(error) => {
+                tracing::error!(index, %error, "apply: skipping a conf change whose context does not decode");
+                let result = Err(ClusterError::MemberNotFound.into());
+                return Some(MemberChangeApplied { header: None, result, apply_to_raft: false });
+            }
+        };
+        let header = Some(context.header);
+        if let Err(error) = self.membership.validate(&context.change) {
+            return Some(MemberChangeApplied {
+                header,
+                result: Err(error.into()),
+                apply_to_raft: false,
+            });
+        }
+        self.membership.apply(&context.change);
+        let added = match &context.change {
+            MemberChange::Add(member) => Some(member.clone()),
+            _ => None,
+        };
+        Some(MemberChangeApplied {
+            header,
+            result: Ok(self.members_response(added)),
+            apply_to_raft: true,
+        })
+    }
+
+    /// A cluster answer listing every member.
+    pub fn members_response(&self, member: Option<Member>) -> Response {
+        Response::Cluster(ClusterResponse {
+            member,
+            members: self.membership.members(),
+            ..Default::default()
+        })
     }
 
     /// The whole state as bytes (postcard), for a raft snapshot at the applied index.
@@ -74,6 +148,7 @@ impl StateMachine {
             format: SNAPSHOT_FORMAT,
             applied: self.applied,
             kv: self.kv.to_snapshot(),
+            membership: self.membership.clone(),
         };
         postcard::to_allocvec(&data).expect("snapshots always encode")
     }
@@ -87,7 +162,7 @@ impl StateMachine {
             return Err(format!("unknown snapshot format {}", data.format));
         }
         let kv = KvStore::from_snapshot(data.kv)?;
-        Ok(StateMachine { kv, applied: data.applied })
+        Ok(StateMachine { kv, membership: data.membership, applied: data.applied })
     }
 
     /// The key space.
@@ -147,6 +222,14 @@ impl StateMachine {
             Request::DeleteRange(delete) => Response::DeleteRange(self.kv.delete_range(delete)),
             Request::Txn(txn) => Response::Txn(self.kv.txn(txn, no_leases)?),
             Request::Compact(compact) => Response::Compact(self.kv.compact(compact.revision)?),
+            Request::Cluster(ClusterRequest::MemberUpdate { id, peer_urls }) => {
+                let change = MemberChange::Update { id: *id, peer_urls: peer_urls.clone() };
+                self.membership.validate(&change)?;
+                self.membership.apply(&change);
+                self.members_response(None)
+            }
+            // Other membership changes travel as conf changes, never as normal entries.
+            Request::Cluster(_) => return Err(ClusterError::MemberNotFound.into()),
         })
     }
 }
@@ -158,7 +241,7 @@ pub fn validate(request: &Request, max_txn_ops: usize) -> Result<(), KvError> {
         Request::Put(put) => validate::check_put(put),
         Request::DeleteRange(delete) => validate::check_delete_range(delete),
         Request::Txn(txn) => validate::check_txn(txn, max_txn_ops),
-        Request::Compact(_) => Ok(()),
+        Request::Compact(_) | Request::Cluster(_) => Ok(()),
     }
 }
 
@@ -175,7 +258,7 @@ mod tests {
 
     #[test]
     fn entries_apply_once_in_order() {
-        let mut machine = StateMachine::new();
+        let mut machine = StateMachine::new(Vec::new());
         let (header, result) = machine.apply(3, &put_entry(1, "a")).unwrap();
         assert_eq!((header.sequence, machine.applied()), (1, 3));
         assert!(matches!(result, Ok(Response::Put(_))));
@@ -189,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_snapshot_restores_the_same_state() {
-        let mut machine = StateMachine::new();
+        let mut machine = StateMachine::new(Vec::new());
         for (index, key) in ["a", "b", "a"].iter().enumerate() {
             machine.apply(index as u64 + 1, &put_entry(index as u64, key));
         }
@@ -203,14 +286,14 @@ mod tests {
 
     #[test]
     fn an_undecodable_entry_is_skipped_but_counted() {
-        let mut machine = StateMachine::new();
+        let mut machine = StateMachine::new(Vec::new());
         assert!(machine.apply(1, b"\xff\xff\xff").is_none());
         assert_eq!((machine.applied(), machine.kv().current_revision()), (1, 1));
     }
 
     #[test]
     fn leases_are_unknown_until_there_is_a_lessor() {
-        let mut machine = StateMachine::new();
+        let mut machine = StateMachine::new(Vec::new());
         let header = RequestHeader { proposer: 1, boot: 1, sequence: 1 };
         let put = PutRequest { key: b"k".to_vec(), lease: 5, ..PutRequest::default() };
         let data = InternalRequest { header, request: Request::Put(put) }.encode();

@@ -27,12 +27,33 @@ const UNAPPLIED_ENTRIES_MAX: u64 = 5000;
 /// Heartbeat intervals to wait for a ReadIndex answer before asking again (etcd 3.5: 500 ms).
 const READ_RETRY_HEARTBEATS: u64 = 5;
 
+/// What a proposal asks raft for.
+pub(super) enum ProposalKind {
+    /// A normal entry; the proposal's data is an `InternalRequest`.
+    Entry,
+    /// A membership conf change; the proposal's data is its context.
+    ConfChange(raft::prelude::ConfChangeV2),
+}
+
 /// A write waiting to be applied.
-struct Proposal {
+pub(super) struct Proposal {
     client: ClientId,
     deadline: Instant,
     data: Vec<u8>,
+    kind: ProposalKind,
     proposed: bool,
+}
+
+impl Proposal {
+    /// A proposal not yet handed to raft.
+    pub(super) fn new(
+        client: ClientId,
+        deadline: Instant,
+        data: Vec<u8>,
+        kind: ProposalKind,
+    ) -> Self {
+        Proposal { client, deadline, data, kind, proposed: false }
+    }
 }
 
 /// A linearizable read waiting for its ReadIndex round.
@@ -63,9 +84,15 @@ pub(super) struct Requests {
 }
 
 impl Requests {
-    fn sequence(&mut self) -> u64 {
+    /// A sequence number no request of this boot used before.
+    pub(super) fn next_sequence(&mut self) -> u64 {
         self.next_sequence += 1;
         self.next_sequence
+    }
+
+    /// Tracks a proposal until it is applied or times out.
+    pub(super) fn insert(&mut self, sequence: u64, proposal: Proposal) {
+        self.proposals.insert(sequence, proposal);
     }
 
     /// The client waiting for the proposal `sequence`, which was just applied.
@@ -112,6 +139,10 @@ impl Node {
         if let Err(error) = apply::validate(&request, self.config.max_txn_ops) {
             return self.respond(client, Err(error.into()));
         }
+        let request = match request {
+            Request::Cluster(cluster) => return self.cluster_request(client, cluster),
+            other => other,
+        };
         let is_read = match &request {
             Request::Range(_) => true,
             Request::Txn(txn) => is_read_only(txn),
@@ -126,32 +157,49 @@ impl Node {
             self.requests.waiting_reads.push(WaitingRead { client, request, deadline });
             return self.start_read_round();
         }
+        self.propose_write(client, request);
+    }
+
+    /// Admits and proposes a write as a normal entry.
+    pub(super) fn propose_write(&mut self, client: ClientId, request: Request) {
+        let deadline = self.now + self.config.request_timeout();
         if self.raw.raft.raft_log.committed.saturating_sub(self.machine.applied())
             > UNAPPLIED_ENTRIES_MAX
         {
             return self.respond(client, Err(ServerError::TooManyRequests.into()));
         }
-        let sequence = self.requests.sequence();
+        let sequence = self.requests.next_sequence();
         let header = RequestHeader { proposer: self.config.id, boot: self.boot, sequence };
         let data = InternalRequest { header, request }.encode();
         if data.len() > self.config.max_request_bytes {
             return self.respond(client, Err(ServerError::RequestTooLarge.into()));
         }
-        self.requests
-            .proposals
-            .insert(sequence, Proposal { client, deadline, data, proposed: false });
+        self.requests.insert(sequence, Proposal::new(client, deadline, data, ProposalKind::Entry));
         self.propose(sequence);
     }
 
     /// Hands a proposal to raft; raft refuses at once when it knows no leader.
-    fn propose(&mut self, sequence: u64) {
+    pub(super) fn propose(&mut self, sequence: u64) {
         let Some(proposal) = self.requests.proposals.get_mut(&sequence) else { return };
         if proposal.proposed || self.raw.raft.leader_id == 0 {
             return;
         }
-        if self.raw.propose(Vec::new(), proposal.data.clone()).is_ok() {
-            proposal.proposed = true;
+        // raft-rs silently turns a conf change into an empty entry while another is pending
+        // (its propose still returns Ok), and a new leader counts its whole unapplied log as
+        // pending. The leader therefore holds conf changes back until none is pending; a
+        // follower's forwarded one can still be dropped and times out, as in etcd.
+        let conf_change_pending =
+            self.raw.raft.state == raft::StateRole::Leader && self.raw.raft.has_pending_conf();
+        if matches!(proposal.kind, ProposalKind::ConfChange(_)) && conf_change_pending {
+            return;
         }
+        let accepted = match &proposal.kind {
+            ProposalKind::Entry => self.raw.propose(Vec::new(), proposal.data.clone()),
+            ProposalKind::ConfChange(change) => {
+                self.raw.propose_conf_change(proposal.data.clone(), change.clone())
+            }
+        };
+        proposal.proposed = accepted.is_ok();
     }
 
     /// Asks raft for a ReadIndex round if reads wait and none is in flight.
@@ -162,7 +210,7 @@ impl Node {
         if self.raw.raft.leader_id == 0 {
             return;
         }
-        let sequence = self.requests.sequence();
+        let sequence = self.requests.next_sequence();
         let mut context = self.boot.to_le_bytes().to_vec();
         context.extend_from_slice(&sequence.to_le_bytes());
         let reads = std::mem::take(&mut self.requests.waiting_reads);

@@ -18,14 +18,15 @@
 //! draw (from `thread_rng`) is overridden whenever raft resets it, so a seed replays bit for bit.
 
 mod client;
+mod membership;
 mod ready;
 mod storage;
 
-use crate::api::{Error, Request, Response};
+use crate::api::{Error, Member, Request, Response};
 use crate::apply::StateMachine;
 use crate::mvcc::KvStore;
 use crate::time::{Duration, Instant};
-use raft::prelude::{ConfState, Entry, HardState, Message, Snapshot};
+use raft::prelude::{Entry, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
 use rand::{Rng, SeedableRng};
@@ -41,9 +42,14 @@ pub type ClientId = u64;
 pub struct NodeConfig {
     /// This member's raft id (non-zero).
     pub id: u64,
-    /// The raft ids of the initial voters (this member included).
-    pub voters: Vec<u64>,
-    /// The cluster id responses carry.
+    /// The members the cluster started with (`--initial-cluster`), this one included.
+    pub members: Vec<Member>,
+    /// `--initial-cluster-token`, part of every member id etcd derives.
+    pub cluster_token: String,
+    /// `--initial-cluster-state existing`: join a running cluster and learn everything from
+    /// its leader, instead of founding a new cluster of `members`.
+    pub join_existing: bool,
+    /// The cluster id responses carry (derived from the initial member ids, as etcd does).
     pub cluster_id: u64,
     /// `--heartbeat-interval`: one raft tick (etcd: 100 ms).
     pub heartbeat_interval: Duration,
@@ -62,12 +68,31 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A member of a cluster of `voters`, with etcd's defaults.
+    /// A member of a cluster of `voters` (test and simulation ids; each gets a loopback peer
+    /// URL), with etcd's defaults.
     pub fn new(id: u64, voters: Vec<u64>, seed: u64) -> NodeConfig {
+        let members = voters
+            .iter()
+            .map(|&voter| Member {
+                id: voter,
+                name: format!("member-{voter}"),
+                peer_urls: vec![format!("http://127.0.0.1:{}", 20000 + voter % 40000)],
+                client_urls: Vec::new(),
+                is_learner: false,
+            })
+            .collect();
+        NodeConfig::with_members(id, members, seed)
+    }
+
+    /// A member of a cluster that starts with `members`, with etcd's defaults.
+    pub fn with_members(id: u64, members: Vec<Member>, seed: u64) -> NodeConfig {
+        let cluster_id = crate::apply::membership::cluster_id(members.iter().map(|m| m.id));
         NodeConfig {
             id,
-            voters,
-            cluster_id: 0x5354_4541_4400_0001,
+            members,
+            cluster_token: "etcd-cluster".into(),
+            join_existing: false,
+            cluster_id,
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: Duration::from_millis(1000),
             max_request_bytes: 1536 * 1024,
@@ -177,20 +202,45 @@ pub struct Node {
     last_role: (u64, StateRole, u64),
     /// When a snapshot was last sent to each peer still catching up from it.
     snapshots_sent: BTreeMap<u64, Instant>,
+    /// Leadership transfers waiting to finish: (client, target, deadline).
+    transfers: Vec<(ClientId, u64, Instant)>,
+    /// Set once this member's own removal is applied: it takes no further part.
+    removed: bool,
     requests: client::Requests,
 }
 
 impl Node {
     /// A fresh member of a new cluster (no persisted state), at time `now`.
+    ///
+    /// A founding member's log starts with one conf-change entry per initial member (term 1,
+    /// committed), as etcd's does: the membership lives in the log, so a member that joins
+    /// later rebuilds it from the log or a snapshot. The first output persists those entries.
     pub fn new(config: NodeConfig, now: Instant) -> Node {
-        Node::restart(config, now, Recovered::default()).expect("a fresh member starts")
+        if config.join_existing {
+            return Node::restart(config, now, Recovered::default())
+                .expect("a joining member starts");
+        }
+        let entries = membership::bootstrap_entries(&config.members);
+        let hard_state =
+            HardState { term: 1, commit: entries.len() as u64, ..HardState::default() };
+        let recovered =
+            Recovered { snapshot: None, hard_state: hard_state.clone(), entries: entries.clone() };
+        let mut node = Node::restart(config, now, recovered).expect("a founding member starts");
+        let bootstrap =
+            Output::Persist { batch: 0, entries, hard_state: Some(hard_state), snapshot: None };
+        node.outputs.push_front(bootstrap);
+        node
     }
 
     /// A member restarting from what it persisted (as recovery hands it back): the state
     /// machine comes from the snapshot, and committed entries after it are applied again.
     /// Fails if the snapshot does not hold a valid state.
     pub fn restart(config: NodeConfig, now: Instant, recovered: Recovered) -> Result<Node, String> {
-        assert!(config.id != 0 && config.voters.contains(&config.id), "a voter with a non-zero id");
+        let founding = config.members.iter().any(|m| m.id == config.id);
+        assert!(
+            config.id != 0 && (founding || config.join_existing),
+            "a member with a non-zero id"
+        );
         let (log, machine) = match &recovered.snapshot {
             Some(snapshot) => {
                 let machine = StateMachine::restore(&snapshot.data)?;
@@ -198,10 +248,9 @@ impl Node {
                 log.wl().apply_snapshot(snapshot.clone()).map_err(|e| e.to_string())?;
                 (log, machine)
             }
-            None => {
-                let voters = ConfState::from((config.voters.clone(), vec![]));
-                (MemStorage::new_with_conf_state(voters), StateMachine::new())
-            }
+            // Membership and raft's configuration come from the log (bootstrap entries) or a
+            // leader, never from the configuration.
+            None => (MemStorage::new(), StateMachine::new(Vec::new())),
         };
         {
             let mut core = log.wl();
@@ -240,6 +289,8 @@ impl Node {
             held_messages: BTreeMap::new(),
             last_role: (0, StateRole::Follower, 0),
             snapshots_sent: BTreeMap::new(),
+            transfers: Vec::new(),
+            removed: false,
             requests: client::Requests::default(),
         };
         node.redraw_election_timeout();
@@ -248,6 +299,13 @@ impl Node {
 
     /// Handles one input; then drain [`Node::poll_output`].
     pub fn handle(&mut self, input: Input) {
+        if self.removed {
+            // A removed member stops, as etcd's does; clients hear that it stopped.
+            if let Input::Client { id, .. } = input {
+                self.respond(id, Err(crate::api::ServerError::Stopped.into()));
+            }
+            return;
+        }
         match input {
             Input::Tick { now } => self.tick(now),
             Input::Message(message) => {
@@ -288,6 +346,21 @@ impl Node {
         Some(self.raw.raft.leader_id).filter(|&id| id != 0)
     }
 
+    /// The cluster id responses carry.
+    pub fn cluster_id(&self) -> u64 {
+        self.config.cluster_id
+    }
+
+    /// Whether this member was removed from the cluster.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// The cluster's members, as this member has applied them.
+    pub fn members(&self) -> Vec<Member> {
+        self.machine.membership().members()
+    }
+
     /// Whether this member is the leader.
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
@@ -322,6 +395,7 @@ impl Node {
         self.expire_requests();
         self.retry_requests();
         self.retry_stuck_snapshots();
+        self.expire_transfers();
     }
 
     /// Runs after anything that may have changed raft's state: redraws the election timeout on
@@ -331,6 +405,7 @@ impl Node {
         if role != self.last_role {
             if role.2 != self.last_role.2 {
                 self.requests.leader_changed();
+                self.finish_transfers();
             }
             self.redraw_election_timeout();
         }

@@ -7,8 +7,7 @@
 
 use super::{Node, Output};
 use crate::apply::StateMachine;
-use protobuf::Message as _;
-use raft::prelude::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot};
+use raft::prelude::{Entry, EntryType, Message, MessageType, Snapshot};
 use raft::{ProgressState, SnapshotStatus, Storage as _};
 
 /// The most Readies handled in one go; raft rarely needs more than two or three.
@@ -151,7 +150,7 @@ impl Node {
             match entry.get_entry_type() {
                 EntryType::EntryNormal => self.apply_normal(&entry),
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    self.apply_conf_change(&entry)
+                    self.apply_conf_change_entry(&entry)
                 }
             }
         }
@@ -167,23 +166,5 @@ impl Node {
         if let Some(client) = self.requests.proposal_applied(header.sequence) {
             self.respond(client, result);
         }
-    }
-
-    fn apply_conf_change(&mut self, entry: &Entry) {
-        let applied = if entry.get_entry_type() == EntryType::EntryConfChangeV2 {
-            ConfChangeV2::parse_from_bytes(&entry.data).map(|cc| self.raw.apply_conf_change(&cc))
-        } else {
-            ConfChange::parse_from_bytes(&entry.data).map(|cc| self.raw.apply_conf_change(&cc))
-        };
-        match applied {
-            Ok(Ok(conf_state)) => self.raw.mut_store().log.wl().set_conf_state(conf_state),
-            Ok(Err(error)) => {
-                tracing::warn!(index = entry.index, %error, "raft: conf change refused")
-            }
-            Err(error) => {
-                tracing::error!(index = entry.index, %error, "raft: conf change does not decode")
-            }
-        }
-        self.machine.skip(entry.index);
     }
 }

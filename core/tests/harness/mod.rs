@@ -162,6 +162,19 @@ impl Cluster {
         self.nodes.remove(&id);
     }
 
+    /// Starts a new member that joins the running cluster (`--initial-cluster-state existing`)
+    /// and learns everything from the leader.
+    pub fn join(&mut self, id: u64) {
+        let cluster_id = self.nodes.values().next().expect("a running member").cluster_id();
+        let mut config = self.config(id);
+        (config.join_existing, config.members, config.cluster_id) = (true, Vec::new(), cluster_id);
+        self.voters.push(id);
+        self.disks.insert(id, Disk::default());
+        let node = Node::new(config, self.now);
+        self.nodes.insert(id, node);
+        self.drain(id);
+    }
+
     /// Restarts a crashed node from its disk.
     pub fn restart(&mut self, id: u64) {
         self.restarts += 1;
@@ -174,7 +187,8 @@ impl Cluster {
 
     /// The current leader, if exactly one running node believes it leads in the highest term.
     pub fn leader(&self) -> Option<u64> {
-        let leaders: Vec<&Node> = self.nodes.values().filter(|n| n.is_leader()).collect();
+        let leaders: Vec<&Node> =
+            self.nodes.values().filter(|n| n.is_leader() && !n.is_removed()).collect();
         let top = leaders.iter().map(|n| n.term()).max()?;
         let mut at_top = leaders.iter().filter(|n| n.term() == top);
         let leader = at_top.next()?;
