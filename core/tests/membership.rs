@@ -53,6 +53,11 @@ fn a_learner_joins_catches_up_and_is_promoted() {
     // The leader judges readiness by the acknowledgements it has received.
     cluster.run_for(Duration::from_millis(300));
     assert_eq!(cluster.nodes[&learner.id].members().len(), 4, "membership rebuilt from the log");
+    // A learner serves serializable reads only.
+    assert_eq!(cluster.get(learner.id, "k9", true), Ok(Some("v".into())));
+    let refused = cluster.get(learner.id, "k9", false).unwrap_err();
+    assert_eq!(refused.to_string(), "etcdserver: rpc not supported for learner");
+    assert_eq!(cluster.put(learner.id, "k", "v").unwrap_err(), refused);
 
     let on_follower =
         cluster_request(&mut cluster, follower, ClusterRequest::MemberPromote { id: learner.id });
@@ -61,6 +66,8 @@ fn a_learner_joins_catches_up_and_is_promoted() {
         cluster_request(&mut cluster, leader, ClusterRequest::MemberPromote { id: learner.id })
             .unwrap();
     assert!(promoted.members.iter().all(|m| !m.is_learner));
+    assert!(cluster.run_until(Duration::from_secs(2), |c| !c.nodes[&learner.id].is_learner()));
+    assert_eq!(cluster.get(learner.id, "k9", false), Ok(Some("v".into())), "a voter now");
     cluster.put(leader, "after", "promotion").unwrap();
 }
 

@@ -108,6 +108,8 @@ pub enum ServerError {
     NoLeader,
     /// The member is shutting down.
     Stopped,
+    /// A learner serves only serializable reads.
+    NotSupportedForLearner,
 }
 
 impl ServerError {
@@ -119,7 +121,8 @@ impl ServerError {
             ServerError::Timeout
             | ServerError::LeaderChanged
             | ServerError::NoLeader
-            | ServerError::Stopped => GrpcCode::Unavailable,
+            | ServerError::Stopped
+            | ServerError::NotSupportedForLearner => GrpcCode::Unavailable,
         }
     }
 
@@ -132,6 +135,7 @@ impl ServerError {
             ServerError::LeaderChanged => "etcdserver: leader changed",
             ServerError::NoLeader => "etcdserver: no leader",
             ServerError::Stopped => "etcdserver: server stopped",
+            ServerError::NotSupportedForLearner => "etcdserver: rpc not supported for learner",
         }
     }
 }
@@ -326,6 +330,7 @@ mod tests {
             (ServerError::LeaderChanged, 14, "etcdserver: leader changed"),
             (ServerError::NoLeader, 14, "etcdserver: no leader"),
             (ServerError::Stopped, 14, "etcdserver: server stopped"),
+            (ServerError::NotSupportedForLearner, 14, "etcdserver: rpc not supported for learner"),
         ];
         for (error, code, text) in table {
             assert_eq!(Error::from(error).code() as u8, code, "{error:?}");

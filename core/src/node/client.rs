@@ -139,6 +139,11 @@ impl Node {
         if let Err(error) = apply::validate(&request, self.config.max_txn_ops) {
             return self.respond(client, Err(error.into()));
         }
+        // etcd's interceptor: a learner serves only serializable ranges.
+        let learner_may_serve = matches!(&request, Request::Range(range) if range.serializable);
+        if self.is_learner() && !learner_may_serve {
+            return self.respond(client, Err(ServerError::NotSupportedForLearner.into()));
+        }
         let request = match request {
             Request::Cluster(cluster) => return self.cluster_request(client, cluster),
             other => other,

@@ -351,6 +351,11 @@ impl Node {
         self.config.cluster_id
     }
 
+    /// Whether this member is a learner (receives the log, does not vote).
+    pub fn is_learner(&self) -> bool {
+        self.machine.membership().member(self.config.id).is_some_and(|m| m.is_learner)
+    }
+
     /// Whether this member was removed from the cluster.
     pub fn is_removed(&self) -> bool {
         self.removed
