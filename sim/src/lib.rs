@@ -1,7 +1,11 @@
-//! stead-sim: the deterministic simulator, not built yet (see the sim issue).
+//! stead-sim: the deterministic simulator. Today it holds the [`host`]: one member, a
+//! `stead_core::Node` driven over the real `stead_store` WAL and snapshot files on a crashable
+//! `MemDisk`.
 //!
-//! It will run clusters of `stead_core::Node` on `stead_store` over a simulated `MemDisk` in a
-//! single-threaded discrete-event loop driven by one seeded ChaCha RNG, inject network, disk,
-//! crash and clock faults, record client histories and check them (linearizability, watch and
-//! lease guarantees, raft safety, durability, liveness). The same seed always replays the same
-//! trace, bit for bit.
+//! The rest is coming (see the sim issue): clusters of hosts in a single-threaded
+//! discrete-event loop driven by one seeded ChaCha RNG; network, disk, crash and clock faults;
+//! recorded client histories and the checkers (linearizability, watch and lease guarantees,
+//! raft safety, durability, liveness). The same seed will always replay the same trace, bit for
+//! bit.
+
+pub mod host;

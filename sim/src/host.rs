@@ -1,0 +1,168 @@
+//! A host: one member's node, driven over the real store on a simulated disk.
+//!
+//! The host executes the node's persistence outputs exactly as the real runtime will:
+//! - `Persist`: install a leader's snapshot (snapshot file, then WAL marker), append the entries
+//!   and hard state to the WAL, sync once, then report the batch persisted.
+//! - `SaveSnapshot`: write the snapshot file, then its WAL marker, then release WAL segments
+//!   and snapshot files the snapshot makes unnecessary (`--max-wals`, `--max-snapshots`).
+//!
+//! It hands back the outputs that leave the host (messages, client answers). Recovery reads the
+//! disk with `stead_store::recover` and restarts the node from the newest snapshot and the WAL
+//! after it. A data dir that belongs to another member is refused.
+
+use protobuf::Message as _;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use stead_core::node::{Input, Node, NodeConfig, Output, Recovered};
+use stead_core::time::Instant;
+use stead_store::disk::MemDisk;
+use stead_store::snap::{Snapshotter, DEFAULT_MAX_SNAPSHOTS};
+use stead_store::wal::{Wal, WalConfig, WalPosition, DEFAULT_MAX_WALS};
+use stead_store::StoreError;
+
+const WAL_DIR: &str = "member/wal";
+const SNAP_DIR: &str = "member/snap";
+
+/// What a host's WAL metadata records: whose data dir this is.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    member_id: u64,
+    cluster_id: u64,
+}
+
+/// Why a host could not start or keep going.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The disk failed or holds damaged data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data dir holds another member's data, or data that is not a valid state.
+    #[error("data dir: {0}")]
+    DataDir(String),
+}
+
+/// One member: its node and its store.
+pub struct Host {
+    node: Node,
+    wal: Wal<MemDisk>,
+    snapshots: Snapshotter<MemDisk>,
+    wal_config: WalConfig,
+    started_from: Option<u64>,
+}
+
+impl Host {
+    /// A member with a fresh data dir on `disk`.
+    pub fn create(
+        config: NodeConfig,
+        disk: MemDisk,
+        wal_config: WalConfig,
+        now: Instant,
+    ) -> Result<Host, HostError> {
+        let identity = Identity { member_id: config.id, cluster_id: config.cluster_id };
+        let metadata = postcard::to_allocvec(&identity).expect("identities encode");
+        let wal = Wal::create(disk.clone(), Path::new(WAL_DIR), &metadata, wal_config)?;
+        let snapshots = Snapshotter::new(disk, Path::new(SNAP_DIR))?;
+        Ok(Host { node: Node::new(config, now), wal, snapshots, wal_config, started_from: None })
+    }
+
+    /// A member restarting from the data dir on `disk`.
+    pub fn recover(
+        config: NodeConfig,
+        disk: MemDisk,
+        wal_config: WalConfig,
+        now: Instant,
+    ) -> Result<Host, HostError> {
+        let mut snapshots = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR))?;
+        let recovered = stead_store::recover(disk, Path::new(WAL_DIR), &mut snapshots, wal_config)?;
+        let identity: Identity = postcard::from_bytes(&recovered.contents.metadata)
+            .map_err(|e| HostError::DataDir(format!("unreadable WAL metadata: {e}")))?;
+        if identity.member_id != config.id {
+            let found = identity.member_id;
+            return Err(HostError::DataDir(format!(
+                "belongs to member {found:x}, not {:x}",
+                config.id
+            )));
+        }
+        let snapshot = match recovered.snapshot {
+            Some(loaded) => Some(
+                raft_proto::eraftpb::Snapshot::parse_from_bytes(&loaded.data)
+                    .map_err(|e| HostError::DataDir(format!("snapshot does not decode: {e}")))?,
+            ),
+            None => None,
+        };
+        let started_from = snapshot.as_ref().map(|s| s.get_metadata().index);
+        let state = Recovered {
+            snapshot,
+            hard_state: recovered.contents.hard_state,
+            entries: recovered.contents.entries,
+        };
+        let node = Node::restart(config, now, state).map_err(HostError::DataDir)?;
+        Ok(Host { node, wal: recovered.wal, snapshots, wal_config, started_from })
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The index of the snapshot this host recovered from (`None`: created fresh, or recovered
+    /// from the WAL alone).
+    pub fn started_from(&self) -> Option<u64> {
+        self.started_from
+    }
+
+    /// How many WAL segments are on disk.
+    pub fn wal_segments(&self) -> usize {
+        self.wal.segment_paths().len()
+    }
+
+    /// The WAL settings this host runs with.
+    pub fn wal_config(&self) -> WalConfig {
+        self.wal_config
+    }
+
+    /// Feeds the node an input and executes its persistence work; returns the outputs that
+    /// leave the host (messages to peers, answers to clients), in order.
+    pub fn handle(&mut self, input: Input) -> Result<Vec<Output>, HostError> {
+        self.node.handle(input);
+        let mut leaving = Vec::new();
+        loop {
+            let mut persisted = None;
+            while let Some(output) = self.node.poll_output() {
+                match output {
+                    Output::Persist { batch, entries, hard_state, snapshot } => {
+                        if let Some(snapshot) = &snapshot {
+                            self.save_snapshot(snapshot)?;
+                        }
+                        self.wal.append(hard_state.as_ref(), &entries)?;
+                        self.wal.sync()?;
+                        persisted = Some(batch);
+                    }
+                    Output::SaveSnapshot { snapshot } => {
+                        let index = self.save_snapshot(&snapshot)?;
+                        self.wal.release(index, DEFAULT_MAX_WALS)?;
+                        self.snapshots.purge(DEFAULT_MAX_SNAPSHOTS)?;
+                    }
+                    other => leaving.push(other),
+                }
+            }
+            match persisted {
+                Some(batch) => self.node.handle(Input::Persisted { batch }),
+                None => return Ok(leaving),
+            }
+        }
+    }
+
+    /// Writes a snapshot file, then its WAL marker; returns its index.
+    fn save_snapshot(
+        &mut self,
+        snapshot: &raft_proto::eraftpb::Snapshot,
+    ) -> Result<u64, HostError> {
+        let metadata = snapshot.get_metadata();
+        let position = WalPosition { index: metadata.index, term: metadata.term };
+        let bytes = snapshot.write_to_bytes().expect("snapshots encode");
+        self.snapshots.save(position, &bytes)?;
+        self.wal.save_snapshot_marker(position)?;
+        Ok(position.index)
+    }
+}
