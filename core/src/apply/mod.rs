@@ -59,6 +59,7 @@ struct SnapshotData {
     applied: u64,
     kv: crate::mvcc::KvSnapshot,
     membership: Membership,
+    log_digest: u32,
 }
 
 /// The replicated state: the key space, the membership and the index of the last applied entry.
@@ -67,6 +68,8 @@ pub struct StateMachine {
     kv: KvStore,
     membership: Membership,
     applied: u64,
+    /// CRC-32C over every applied entry's index, term and data, in order.
+    log_digest: u32,
 }
 
 /// The outcome of applying a membership conf change.
@@ -82,7 +85,27 @@ pub struct MemberChangeApplied {
 impl StateMachine {
     /// A state machine that has applied nothing, for a cluster of `members`.
     pub fn new(members: Vec<Member>) -> Self {
-        StateMachine { kv: KvStore::new(), membership: Membership::new(members), applied: 0 }
+        StateMachine {
+            kv: KvStore::new(),
+            membership: Membership::new(members),
+            applied: 0,
+            log_digest: 0,
+        }
+    }
+
+    /// The digest of every entry applied so far: equal on members that applied the same log.
+    pub fn log_digest(&self) -> u32 {
+        self.log_digest
+    }
+
+    /// Folds an entry into the log digest, once: call it before applying the entry.
+    pub fn fold_entry(&mut self, index: u64, term: u64, data: &[u8]) {
+        if index <= self.applied {
+            return;
+        }
+        let mut digest = crc32c::crc32c_append(self.log_digest, &index.to_le_bytes());
+        digest = crc32c::crc32c_append(digest, &term.to_le_bytes());
+        self.log_digest = crc32c::crc32c_append(digest, data);
     }
 
     /// The membership.
@@ -149,6 +172,7 @@ impl StateMachine {
             applied: self.applied,
             kv: self.kv.to_snapshot(),
             membership: self.membership.clone(),
+            log_digest: self.log_digest,
         };
         postcard::to_allocvec(&data).expect("snapshots always encode")
     }
@@ -162,7 +186,12 @@ impl StateMachine {
             return Err(format!("unknown snapshot format {}", data.format));
         }
         let kv = KvStore::from_snapshot(data.kv)?;
-        Ok(StateMachine { kv, membership: data.membership, applied: data.applied })
+        Ok(StateMachine {
+            kv,
+            membership: data.membership,
+            applied: data.applied,
+            log_digest: data.log_digest,
+        })
     }
 
     /// The key space.

@@ -376,6 +376,12 @@ impl Node {
         self.machine.applied()
     }
 
+    /// A digest of every entry applied so far (index, term, data): members that applied the
+    /// same sequence have the same digest at the same applied index.
+    pub fn applied_digest(&self) -> u32 {
+        self.machine.log_digest()
+    }
+
     /// The key space as applied so far.
     pub fn kv(&self) -> &KvStore {
         self.machine.kv()

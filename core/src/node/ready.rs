@@ -147,6 +147,7 @@ impl Node {
     fn apply_committed(&mut self, entries: Vec<Entry>) {
         let Some(last) = entries.last().map(|e| e.index) else { return };
         for entry in entries {
+            self.machine.fold_entry(entry.index, entry.term, &entry.data);
             match entry.get_entry_type() {
                 EntryType::EntryNormal => self.apply_normal(&entry),
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {

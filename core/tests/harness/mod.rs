@@ -84,7 +84,8 @@ pub struct Cluster {
     next_client: ClientId,
     trace: u32,
     leaders: BTreeMap<u64, u64>,
-    hashes: BTreeMap<u64, u32>,
+    /// (applied-entry digest, key-space hash) at each applied index.
+    hashes: BTreeMap<u64, (u32, u32)>,
 }
 
 impl Cluster {
@@ -339,11 +340,11 @@ impl Cluster {
                 let leader = *self.leaders.entry(node.term()).or_insert(node.id());
                 assert_eq!(leader, node.id(), "two leaders in term {}", node.term());
             }
-            let hash = node.kv().hash();
-            let known = *self.hashes.entry(node.applied_index()).or_insert(hash);
+            let state = (node.applied_digest(), node.kv().hash());
+            let known = *self.hashes.entry(node.applied_index()).or_insert(state);
             assert_eq!(
                 known,
-                hash,
+                state,
                 "node {} diverged at applied index {}",
                 node.id(),
                 node.applied_index()
