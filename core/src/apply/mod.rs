@@ -5,8 +5,10 @@
 //! state machine remembers the index of the last entry it applied (etcd's consistent index), and an
 //! entry at or below it is skipped, so replaying the log after a restart applies nothing twice.
 //! A committed entry that does not decode is skipped by every member alike, so members never
-//! diverge, and it is reported.
+//! diverge, and it is reported. A request whose entry was committed twice takes effect once
+//! ([`dedup`]).
 
+pub mod dedup;
 pub mod membership;
 
 use crate::api::{
@@ -60,6 +62,7 @@ struct SnapshotData {
     kv: crate::mvcc::KvSnapshot,
     membership: Membership,
     log_digest: u32,
+    requests: dedup::AppliedRequests,
 }
 
 /// The replicated state: the key space, the membership and the index of the last applied entry.
@@ -70,6 +73,8 @@ pub struct StateMachine {
     applied: u64,
     /// CRC-32C over every applied entry's index, term and data, in order.
     log_digest: u32,
+    /// Which client requests took effect, so a repeated entry does not take effect twice.
+    requests: dedup::AppliedRequests,
 }
 
 /// The outcome of applying a membership conf change.
@@ -90,6 +95,7 @@ impl StateMachine {
             membership: Membership::new(members),
             applied: 0,
             log_digest: 0,
+            requests: dedup::AppliedRequests::default(),
         }
     }
 
@@ -173,6 +179,7 @@ impl StateMachine {
             kv: self.kv.to_snapshot(),
             membership: self.membership.clone(),
             log_digest: self.log_digest,
+            requests: self.requests.clone(),
         };
         postcard::to_allocvec(&data).expect("snapshots always encode")
     }
@@ -191,6 +198,7 @@ impl StateMachine {
             membership: data.membership,
             applied: data.applied,
             log_digest: data.log_digest,
+            requests: data.requests,
         })
     }
 
@@ -238,6 +246,10 @@ impl StateMachine {
                 return None;
             }
         };
+        if !self.requests.admit(request.header, index) {
+            tracing::debug!(index, header = ?request.header, "apply: skipping a repeated request");
+            return None;
+        }
         Some((request.header, self.execute(&request.request)))
     }
 
@@ -311,6 +323,21 @@ mod tests {
         let mut truncated = machine.snapshot();
         truncated.truncate(truncated.len() / 2);
         assert!(StateMachine::restore(&truncated).is_err());
+    }
+
+    /// Found by the simulator: a duplicated forwarded proposal commits twice; it must apply once.
+    #[test]
+    fn a_request_committed_twice_takes_effect_once() {
+        let mut machine = StateMachine::new(Vec::new());
+        assert!(machine.apply(1, &put_entry(1, "a")).is_some());
+        assert!(machine.apply(2, &put_entry(1, "a")).is_none(), "the repeat is skipped");
+        assert_eq!((machine.applied(), machine.kv().current_revision()), (2, 2));
+        let restored = StateMachine::restore(&machine.snapshot()).unwrap();
+        let mut restored = restored;
+        assert!(
+            restored.apply(3, &put_entry(1, "a")).is_none(),
+            "snapshots remember applied requests"
+        );
     }
 
     #[test]
