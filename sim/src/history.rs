@@ -1,0 +1,96 @@
+//! What clients did and saw: every operation with its invocation and completion times (in
+//! simulated time) and its outcome. An operation a client gave up on has an unknown outcome: a
+//! write may or may not have taken effect.
+
+use stead_core::time::Instant;
+
+/// What an operation asked for. Every put writes a value no other put writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Put `key = value`.
+    Put {
+        /// The key.
+        key: String,
+        /// A value unique to this operation.
+        value: String,
+    },
+    /// Delete `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Read `key`.
+    Get {
+        /// The key.
+        key: String,
+        /// Served locally, without a ReadIndex round.
+        serializable: bool,
+    },
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not finished yet.
+    Pending,
+    /// The put took effect at `revision`.
+    Put {
+        /// The put's revision.
+        revision: i64,
+    },
+    /// The delete was answered at `revision`, deleting `deleted` keys.
+    Delete {
+        /// The answer's header revision.
+        revision: i64,
+        /// How many keys it deleted.
+        deleted: i64,
+    },
+    /// The read saw `value` at header revision `revision`.
+    Get {
+        /// The answer's header revision.
+        revision: i64,
+        /// The value, if the key existed.
+        value: Option<String>,
+    },
+    /// The operation definitely did not take effect (it was refused).
+    Failed(String),
+    /// The client gave up or lost its member: a write may have taken effect.
+    Unknown,
+}
+
+/// One client operation.
+#[derive(Clone, Debug)]
+pub struct Op {
+    /// Which client ran it.
+    pub client: usize,
+    /// What it asked for.
+    pub kind: OpKind,
+    /// When the client sent it.
+    pub invoke: Instant,
+    /// When the client got the answer (`None`: never).
+    pub complete: Option<Instant>,
+    /// The answer.
+    pub outcome: Outcome,
+}
+
+/// Every operation of a run, in invocation order.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// The operations; an operation's index is its id.
+    pub ops: Vec<Op>,
+}
+
+impl History {
+    /// How many operations ended each way: (acknowledged, failed, unknown).
+    pub fn tally(&self) -> (usize, usize, usize) {
+        let mut tally = (0, 0, 0);
+        for op in &self.ops {
+            match op.outcome {
+                Outcome::Failed(_) => tally.1 += 1,
+                Outcome::Unknown | Outcome::Pending => tally.2 += 1,
+                _ => tally.0 += 1,
+            }
+        }
+        tally
+    }
+}

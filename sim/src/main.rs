@@ -1,0 +1,141 @@
+//! `stead-sim`: run seeded chaos scenarios and replay any seed bit for bit.
+//!
+//! - `stead-sim run <scenario-file> --seeds A..B [--check-determinism]`: one line per failing
+//!   seed (`seed=N`, the failed check, the replay command), then `N passed, M failed`, and the
+//!   simulated seconds per wall-clock second. Exit status 0 only if every seed passed.
+//! - `stead-sim replay <scenario-file> --seed N [--trace FILE]`: re-runs one seed, optionally
+//!   writing its event trace as JSON lines, and prints `trace-hash: <hex>` and the verdict.
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use stead_sim::scenario::Scenario;
+use stead_sim::{run_seed, SeedResult};
+
+#[derive(Parser)]
+#[command(name = "stead-sim", about = "stead's deterministic simulator", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario over a range of seeds.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Seeds to run, `A..B` (B excluded) or one number.
+        #[arg(long, default_value = "0..10")]
+        seeds: String,
+        /// Run each seed twice and fail on any difference in the trace hash.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Re-run one seed.
+    Replay {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Write the event trace here, one JSON line per event.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+}
+
+fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let bad = || format!("--seeds takes A..B or N, not {text:?}");
+    match text.split_once("..") {
+        Some((a, b)) => Ok(a.parse().map_err(|_| bad())?..b.parse().map_err(|_| bad())?),
+        None => {
+            let seed: u64 = text.parse().map_err(|_| bad())?;
+            Ok(seed..seed + 1)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { scenario, seeds, check_determinism } => {
+            run(&scenario, &seeds, check_determinism)
+        }
+        Command::Replay { scenario, seed, trace } => replay(&scenario, seed, trace),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("stead-sim: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: &Path, seeds: &str, check_determinism: bool) -> Result<bool, String> {
+    let scenario = Scenario::from_file(path)?;
+    let seeds = parse_seeds(seeds)?;
+    let started = Instant::now();
+    let (mut passed, mut failed, mut simulated) = (0u64, 0u64, 0.0f64);
+    for seed in seeds {
+        let mut result = run_seed(&scenario, seed, None);
+        if check_determinism {
+            let again = run_seed(&scenario, seed, None);
+            if again.trace_hash != result.trace_hash {
+                let detail =
+                    format!("trace hash {:08x} then {:08x}", result.trace_hash, again.trace_hash);
+                result.violations.push(stead_sim::check::Violation::new("determinism", detail));
+            }
+        }
+        simulated += result.simulated_seconds;
+        if result.violations.is_empty() {
+            passed += 1;
+        } else {
+            failed += 1;
+            report_failure(path, seed, &result);
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    println!("simulated {simulated:.0} s in {wall:.1} s of wall time ({:.0}x)", simulated / wall);
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+fn report_failure(path: &Path, seed: u64, result: &SeedResult) {
+    let first = &result.violations[0];
+    println!(
+        "seed={seed} check={} ({} violations): {}\n  replay: stead-sim replay {} --seed {seed}",
+        first.check,
+        result.violations.len(),
+        first.detail,
+        path.display()
+    );
+}
+
+fn replay(path: &Path, seed: u64, trace: Option<PathBuf>) -> Result<bool, String> {
+    let scenario = Scenario::from_file(path)?;
+    let writer: Option<Box<dyn std::io::Write>> = match &trace {
+        Some(file) => {
+            let file =
+                std::fs::File::create(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            Some(Box::new(std::io::BufWriter::new(file)))
+        }
+        None => None,
+    };
+    let result = run_seed(&scenario, seed, writer);
+    println!("trace-hash: {:08x}", result.trace_hash);
+    let (acknowledged, failed, unknown) = result.ops;
+    println!("operations: {acknowledged} acknowledged, {failed} failed, {unknown} unknown");
+    if result.violations.is_empty() {
+        println!("verdict: pass");
+        return Ok(true);
+    }
+    for violation in &result.violations {
+        println!("violation: {}: {}", violation.check, violation.detail);
+    }
+    println!("verdict: fail");
+    Ok(false)
+}

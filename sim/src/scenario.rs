@@ -1,0 +1,173 @@
+//! Scenario files: what cluster to run, for how long, under which faults, with which workload.
+//!
+//! A scenario is a TOML file; every field has a default, so a file names only what it changes
+//! (unknown fields are refused). A run has a safety phase (faults on, `safety_ms`) and then a
+//! liveness phase (`liveness_ms`: faults off, partitions healed, crashed members restarted), in
+//! which the cluster must serve a write.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// A named chaos scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// One line saying what the scenario exercises.
+    pub description: String,
+    /// Cluster size (1, 3 or 5).
+    pub nodes: u64,
+    /// Length of the safety phase, in simulated milliseconds.
+    pub safety_ms: u64,
+    /// Length of the liveness phase, in simulated milliseconds.
+    pub liveness_ms: u64,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// A client gives up on an operation after this long; the outcome is then unknown.
+    pub op_timeout_ms: u64,
+    /// Keys the clients use.
+    pub keys: usize,
+    /// Share of operations that are reads (the rest are puts and deletes).
+    pub read_fraction: f64,
+    /// Share of reads that are serializable.
+    pub serializable_fraction: f64,
+    /// Share of writes that are deletes.
+    pub delete_fraction: f64,
+    /// Network faults.
+    pub network: Network,
+    /// Partitions.
+    pub partitions: Partitions,
+    /// Power losses.
+    pub crashes: Crashes,
+    /// Clock offsets and drift.
+    pub clocks: Clocks,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    /// WAL segment size.
+    pub wal_segment_bytes: u64,
+}
+
+/// Message delay, loss and duplication.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Fastest delivery.
+    pub delay_ms_min: u64,
+    /// Slowest delivery (messages overtake each other between the two).
+    pub delay_ms_max: u64,
+    /// Chance a message is lost.
+    pub drop_rate: f64,
+    /// Chance a message arrives twice.
+    pub duplicate_rate: f64,
+}
+
+/// Network partitions during the safety phase.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Partitions {
+    /// Mean time between partitions (0: none).
+    pub every_ms: u64,
+    /// How long one lasts.
+    pub duration_ms: u64,
+    /// Cut links one way only (messages from the isolated side still flow).
+    pub one_way: bool,
+}
+
+/// Power losses during the safety phase.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Crashes {
+    /// Mean time between power losses (0: none).
+    pub every_ms: u64,
+    /// How long a member stays down.
+    pub down_ms: u64,
+}
+
+/// Per-member clocks.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Clocks {
+    /// Largest offset between a member's clock and simulated time.
+    pub max_offset_ms: u64,
+    /// Largest drift, in parts per million.
+    pub max_drift_ppm: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            description: String::new(),
+            nodes: 3,
+            safety_ms: 20_000,
+            liveness_ms: 15_000,
+            clients: 4,
+            op_timeout_ms: 3_000,
+            keys: 8,
+            read_fraction: 0.4,
+            serializable_fraction: 0.25,
+            delete_fraction: 0.1,
+            network: Network::default(),
+            partitions: Partitions::default(),
+            crashes: Crashes::default(),
+            clocks: Clocks::default(),
+            snapshot_count: 500,
+            wal_segment_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { delay_ms_min: 1, delay_ms_max: 10, drop_rate: 0.0, duplicate_rate: 0.0 }
+    }
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and checks scenario text.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.check()?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let fractions = [self.read_fraction, self.serializable_fraction, self.delete_fraction];
+        let rates = [self.network.drop_rate, self.network.duplicate_rate];
+        if !(1..=7).contains(&self.nodes) {
+            return Err(format!("nodes must be 1 to 7, not {}", self.nodes));
+        }
+        if fractions.iter().chain(&rates).any(|f| !(0.0..=1.0).contains(f)) {
+            return Err("fractions and rates must lie in [0, 1]".into());
+        }
+        if self.network.delay_ms_min > self.network.delay_ms_max
+            || self.clients == 0
+            || self.keys == 0
+        {
+            return Err("need delay_ms_min <= delay_ms_max, at least one client and one key".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_names_only_what_it_changes() {
+        let scenario = Scenario::parse("nodes = 5\n[network]\ndrop_rate = 0.1\n").unwrap();
+        assert_eq!((scenario.nodes, scenario.network.drop_rate, scenario.clients), (5, 0.1, 4));
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_a_reason() {
+        assert!(Scenario::parse("nodez = 3").unwrap_err().contains("unknown field"));
+        assert!(Scenario::parse("nodes = 0").unwrap_err().contains("nodes must be"));
+        assert!(Scenario::parse("[network]\ndrop_rate = 2.0").unwrap_err().contains("[0, 1]"));
+    }
+}
