@@ -1,8 +1,10 @@
 //! A host: one member's node, driven over the real store on a simulated disk.
 //!
 //! The host executes the node's persistence outputs exactly as the real runtime will:
-//! - `Persist`: install a leader's snapshot (snapshot file, then WAL marker), append the entries
-//!   and hard state to the WAL, sync once, then report the batch persisted.
+//! - `Persist`: install a leader's snapshot (snapshot file, then WAL marker) and append the
+//!   entries and hard state to the WAL. The fsync comes later, when the driver calls
+//!   [`Host::sync`] (the simulator delays it to model disk latency): one sync covers every batch
+//!   appended before it (group commit), and only then is the highest batch reported persisted.
 //! - `SaveSnapshot`: write the snapshot file, then its WAL marker, then release WAL segments
 //!   and snapshot files the snapshot makes unnecessary (`--max-wals`, `--max-snapshots`).
 //!
@@ -48,6 +50,8 @@ pub struct Host {
     snapshots: Snapshotter<MemDisk>,
     wal_config: WalConfig,
     started_from: Option<u64>,
+    /// The highest batch appended but not yet synced.
+    unsynced_batch: Option<u64>,
 }
 
 impl Host {
@@ -62,7 +66,14 @@ impl Host {
         let metadata = postcard::to_allocvec(&identity).expect("identities encode");
         let wal = Wal::create(disk.clone(), Path::new(WAL_DIR), &metadata, wal_config)?;
         let snapshots = Snapshotter::new(disk, Path::new(SNAP_DIR))?;
-        Ok(Host { node: Node::new(config, now), wal, snapshots, wal_config, started_from: None })
+        Ok(Host {
+            node: Node::new(config, now),
+            wal,
+            snapshots,
+            wal_config,
+            started_from: None,
+            unsynced_batch: None,
+        })
     }
 
     /// A member restarting from the data dir on `disk`.
@@ -97,7 +108,14 @@ impl Host {
             entries: recovered.contents.entries,
         };
         let node = Node::restart(config, now, state).map_err(HostError::DataDir)?;
-        Ok(Host { node, wal: recovered.wal, snapshots, wal_config, started_from })
+        Ok(Host {
+            node,
+            wal: recovered.wal,
+            snapshots,
+            wal_config,
+            started_from,
+            unsynced_batch: None,
+        })
     }
 
     /// The node.
@@ -121,36 +139,57 @@ impl Host {
         self.wal_config
     }
 
-    /// Feeds the node an input and executes its persistence work; returns the outputs that
-    /// leave the host (messages to peers, answers to clients), in order.
+    /// Feeds the node an input and executes its outputs: persistence work is appended (see
+    /// [`Host::sync`]); returns the outputs that leave the host (messages to peers, answers to
+    /// clients), in order.
     pub fn handle(&mut self, input: Input) -> Result<Vec<Output>, HostError> {
         self.node.handle(input);
+        self.drain()
+    }
+
+    /// Whether appended batches wait for [`Host::sync`].
+    pub fn unsynced(&self) -> bool {
+        self.unsynced_batch.is_some()
+    }
+
+    /// Syncs the WAL once for every batch appended so far, reports them persisted, and returns
+    /// the outputs that leave the host as a result (messages that waited for the batch).
+    pub fn sync(&mut self) -> Result<Vec<Output>, HostError> {
+        let Some(batch) = self.unsynced_batch.take() else { return Ok(Vec::new()) };
+        self.wal.sync()?;
+        self.node.handle(Input::Persisted { batch });
+        self.drain()
+    }
+
+    /// Handles an input and syncs until nothing waits: persistence without disk latency.
+    pub fn handle_synced(&mut self, input: Input) -> Result<Vec<Output>, HostError> {
+        let mut leaving = self.handle(input)?;
+        while self.unsynced() {
+            leaving.extend(self.sync()?);
+        }
+        Ok(leaving)
+    }
+
+    fn drain(&mut self) -> Result<Vec<Output>, HostError> {
         let mut leaving = Vec::new();
-        loop {
-            let mut persisted = None;
-            while let Some(output) = self.node.poll_output() {
-                match output {
-                    Output::Persist { batch, entries, hard_state, snapshot } => {
-                        if let Some(snapshot) = &snapshot {
-                            self.save_snapshot(snapshot)?;
-                        }
-                        self.wal.append(hard_state.as_ref(), &entries)?;
-                        self.wal.sync()?;
-                        persisted = Some(batch);
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Persist { batch, entries, hard_state, snapshot } => {
+                    if let Some(snapshot) = &snapshot {
+                        self.save_snapshot(snapshot)?;
                     }
-                    Output::SaveSnapshot { snapshot } => {
-                        let index = self.save_snapshot(&snapshot)?;
-                        self.wal.release(index, DEFAULT_MAX_WALS)?;
-                        self.snapshots.purge(DEFAULT_MAX_SNAPSHOTS)?;
-                    }
-                    other => leaving.push(other),
+                    self.wal.append(hard_state.as_ref(), &entries)?;
+                    self.unsynced_batch = Some(batch);
                 }
-            }
-            match persisted {
-                Some(batch) => self.node.handle(Input::Persisted { batch }),
-                None => return Ok(leaving),
+                Output::SaveSnapshot { snapshot } => {
+                    let index = self.save_snapshot(&snapshot)?;
+                    self.wal.release(index, DEFAULT_MAX_WALS)?;
+                    self.snapshots.purge(DEFAULT_MAX_SNAPSHOTS)?;
+                }
+                other => leaving.push(other),
             }
         }
+        Ok(leaving)
     }
 
     /// Writes a snapshot file, then its WAL marker; returns its index.

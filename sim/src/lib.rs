@@ -29,17 +29,35 @@ pub struct SeedResult {
     pub simulated_seconds: f64,
 }
 
-/// Runs `scenario` with `seed`, writing the event trace to `trace` if given.
+/// Runs `scenario` with `seed`, writing the event trace to `trace` if given. A panic anywhere in
+/// the run (a node, raft, the store) fails the seed with a `crash` violation instead of ending
+/// the whole run.
 pub fn run_seed(
     scenario: &scenario::Scenario,
     seed: u64,
     trace: Option<Box<dyn Write>>,
 ) -> SeedResult {
-    let outcomes = world::World::new(scenario.clone(), seed, trace).run();
-    SeedResult {
-        trace_hash: outcomes.trace_hash,
-        violations: outcomes.violations,
-        ops: outcomes.history.tally(),
-        simulated_seconds: outcomes.simulated.as_nanos() as f64 / 1e9,
+    let run =
+        std::panic::AssertUnwindSafe(|| world::World::new(scenario.clone(), seed, trace).run());
+    match std::panic::catch_unwind(run) {
+        Ok(outcomes) => SeedResult {
+            trace_hash: outcomes.trace_hash,
+            violations: outcomes.violations,
+            ops: outcomes.history.tally(),
+            simulated_seconds: outcomes.simulated.as_nanos() as f64 / 1e9,
+        },
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            SeedResult {
+                trace_hash: 0,
+                violations: vec![check::Violation::new("crash", message)],
+                ops: (0, 0, 0),
+                simulated_seconds: 0.0,
+            }
+        }
     }
 }

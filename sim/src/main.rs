@@ -59,6 +59,8 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panicking seed is reported as a failed seed; keep the default report short.
+    std::panic::set_hook(Box::new(|info| eprintln!("stead-sim: panic: {info}")));
     let result = match cli.command {
         Command::Run { scenario, seeds, check_determinism } => {
             run(&scenario, &seeds, check_determinism)

@@ -38,8 +38,14 @@ pub struct Scenario {
     pub partitions: Partitions,
     /// Power losses.
     pub crashes: Crashes,
-    /// Clock offsets and drift.
+    /// Clock offsets, drift and jumps.
     pub clocks: Clocks,
+    /// Disk latency and failures.
+    pub disk: Disk,
+    /// Process pauses.
+    pub pauses: Pauses,
+    /// Leadership transfers (etcd's MoveLeader) during the safety phase.
+    pub leadership: Leadership,
     /// Applied entries between snapshots.
     pub snapshot_count: u64,
     /// WAL segment size.
@@ -90,6 +96,44 @@ pub struct Clocks {
     pub max_offset_ms: u64,
     /// Largest drift, in parts per million.
     pub max_drift_ppm: u64,
+    /// Mean time between clock jumps of a random member (0: none).
+    pub jump_every_ms: u64,
+    /// Largest jump, forward or backward.
+    pub max_jump_ms: u64,
+}
+
+/// Disk latency and failures.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Disk {
+    /// Fastest fsync.
+    pub latency_ms_min: u64,
+    /// Slowest fsync.
+    pub latency_ms_max: u64,
+    /// Mean time between an EIO on some member's next write or sync (0: none).
+    pub eio_every_ms: u64,
+    /// Mean time between some member's disk filling up (0: none).
+    pub enospc_every_ms: u64,
+    /// How long a member whose disk failed stays down before it restarts.
+    pub down_ms: u64,
+}
+
+/// Process pauses (a stop-the-world pause, a VM freeze).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pauses {
+    /// Mean time between pauses of a random member (0: none).
+    pub every_ms: u64,
+    /// How long a pause lasts.
+    pub duration_ms: u64,
+}
+
+/// Leadership transfers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Leadership {
+    /// Mean time between transfers to a random other voter (0: none).
+    pub transfer_every_ms: u64,
 }
 
 impl Default for Scenario {
@@ -109,6 +153,9 @@ impl Default for Scenario {
             partitions: Partitions::default(),
             crashes: Crashes::default(),
             clocks: Clocks::default(),
+            disk: Disk::default(),
+            pauses: Pauses::default(),
+            leadership: Leadership::default(),
             snapshot_count: 500,
             wal_segment_bytes: 64 * 1024,
         }
@@ -143,6 +190,9 @@ impl Scenario {
         }
         if fractions.iter().chain(&rates).any(|f| !(0.0..=1.0).contains(f)) {
             return Err("fractions and rates must lie in [0, 1]".into());
+        }
+        if self.disk.latency_ms_min > self.disk.latency_ms_max {
+            return Err("need latency_ms_min <= latency_ms_max".into());
         }
         if self.network.delay_ms_min > self.network.delay_ms_max
             || self.clients == 0

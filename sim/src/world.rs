@@ -44,6 +44,20 @@ enum Event {
     Partition,
     /// The network heals.
     Heal,
+    /// A member's disk finishes an fsync (after its latency).
+    DiskSync(u64),
+    /// Some member's next disk write or sync fails with EIO.
+    DiskFault,
+    /// Some member's disk fills up.
+    DiskFull,
+    /// Some member's process pauses.
+    Pause,
+    /// An input that reached a paused member, handled when it resumes.
+    Deferred(u64, Input),
+    /// Some member's clock jumps.
+    ClockJump,
+    /// The leader is asked to hand leadership to another member.
+    Transfer,
     /// The safety phase ends: faults stop, everything heals.
     EndSafety,
     /// Clients stop starting operations.
@@ -103,6 +117,13 @@ pub struct World {
     safety: crate::check::RaftSafety,
     safety_end: Instant,
     acknowledged_after_heal: usize,
+    /// Members with a disk sync scheduled.
+    syncing: BTreeSet<u64>,
+    /// Members paused until the given time.
+    paused_until: BTreeMap<u64, Instant>,
+    /// Members whose disk was made to fail, so a store error there is expected.
+    disk_trouble: BTreeSet<u64>,
+    transfers: u64,
 }
 
 impl World {
@@ -134,6 +155,10 @@ impl World {
             safety: crate::check::RaftSafety::default(),
             safety_end: Instant::ZERO + Duration::from_millis(scenario.safety_ms),
             acknowledged_after_heal: 0,
+            syncing: BTreeSet::new(),
+            paused_until: BTreeMap::new(),
+            disk_trouble: BTreeSet::new(),
+            transfers: 0,
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -186,6 +211,16 @@ impl World {
             let victim = self.faults.gen_range(1..=scenario.nodes);
             self.at(Duration::from_millis(first), Event::Crash(victim));
         }
+        let faults = [
+            (scenario.disk.eio_every_ms, Event::DiskFault),
+            (scenario.disk.enospc_every_ms, Event::DiskFull),
+            (scenario.pauses.every_ms, Event::Pause),
+            (scenario.clocks.jump_every_ms, Event::ClockJump),
+            (scenario.leadership.transfer_every_ms, Event::Transfer),
+        ];
+        for (every_ms, event) in faults {
+            self.schedule_fault(every_ms, event);
+        }
         self.at(Duration::from_millis(scenario.safety_ms), Event::EndSafety);
         let quiet = Duration::from_millis(
             scenario.liveness_ms.saturating_sub(3_000).max(scenario.liveness_ms / 2),
@@ -220,22 +255,45 @@ impl World {
             Event::Restart(id) => self.restart(id),
             Event::Partition => self.partition(),
             Event::Heal => self.cut.clear(),
+            Event::DiskSync(id) => self.disk_sync(id),
+            Event::DiskFault => self.disk_fault(),
+            Event::DiskFull => self.disk_full(),
+            Event::Pause => self.pause(),
+            Event::Deferred(id, input) => self.input(id, input),
+            Event::ClockJump => self.clock_jump(),
+            Event::Transfer => self.transfer(),
             Event::EndSafety => self.end_safety(),
             Event::StopClients => self.clients_on = false,
         }
     }
 
-    /// Feeds a running member an input and routes what leaves it.
+    /// Feeds a running member an input and routes what leaves it. A paused member gets the
+    /// input when it resumes (ticks are simply missed).
     fn input(&mut self, id: u64, input: Input) {
-        let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
-        let outputs = match host.handle(input) {
-            Ok(outputs) => outputs,
-            Err(error) => {
-                self.violations.push(Violation::new("store", format!("member {id}: {error}")));
-                self.hosts.insert(id, None);
-                return;
+        if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
+            if !matches!(input, Input::Tick { .. }) {
+                self.sequence += 1;
+                self.queue.insert((until, self.sequence), Event::Deferred(id, input));
             }
+            return;
+        }
+        let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
+        let result = host.handle(input);
+        self.after_host(id, result);
+    }
+
+    /// Routes what a host produced, schedules its next fsync, or stops it if its store failed.
+    fn after_host(&mut self, id: u64, result: Result<Vec<Output>, crate::host::HostError>) {
+        let outputs = match result {
+            Ok(outputs) => outputs,
+            Err(error) => return self.host_failed(id, error),
         };
+        let unsynced = self.hosts.get(&id).and_then(Option::as_ref).is_some_and(|h| h.unsynced());
+        if unsynced && self.syncing.insert(id) {
+            let disk = &self.scenario.disk;
+            let latency = self.faults.gen_range(disk.latency_ms_min..=disk.latency_ms_max);
+            self.at(Duration::from_millis(latency), Event::DiskSync(id));
+        }
         for output in outputs {
             match output {
                 Output::Send { to, message } => self.transmit(id, to, message),
@@ -245,6 +303,118 @@ impl World {
                 }
             }
         }
+    }
+
+    /// A store error stops the member, as a WAL failure stops etcd. Expected where a disk
+    /// fault was injected (the member restarts later); anywhere else it is a violation.
+    fn host_failed(&mut self, id: u64, error: crate::host::HostError) {
+        self.hosts.insert(id, None);
+        self.syncing.remove(&id);
+        if self.disk_trouble.contains(&id) {
+            self.at(Duration::from_millis(self.scenario.disk.down_ms.max(1)), Event::Restart(id));
+        } else {
+            self.violations.push(Violation::new("store", format!("member {id}: {error}")));
+        }
+    }
+
+    fn disk_sync(&mut self, id: u64) {
+        self.syncing.remove(&id);
+        if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
+            self.syncing.insert(id);
+            self.sequence += 1;
+            self.queue.insert((until, self.sequence), Event::DiskSync(id));
+            return;
+        }
+        let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
+        let result = host.sync();
+        self.after_host(id, result);
+    }
+
+    /// Schedules the next occurrence of a fault that recurs every `every_ms` on average.
+    fn schedule_fault(&mut self, every_ms: u64, event: Event) {
+        if every_ms > 0 {
+            let after = self.faults.gen_range(every_ms / 2..=every_ms * 3 / 2).max(1);
+            self.at(Duration::from_millis(after), event);
+        }
+    }
+
+    /// A running member, chosen at random.
+    fn running_member(&mut self) -> Option<u64> {
+        let running: Vec<u64> =
+            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
+        (!running.is_empty()).then(|| running[self.faults.gen_range(0..running.len())])
+    }
+
+    fn disk_fault(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        if let Some(id) = self.running_member() {
+            let kind = if self.faults.gen_bool(0.5) {
+                stead_store::FaultKind::Write
+            } else {
+                stead_store::FaultKind::Sync
+            };
+            self.disks[&id].inject(kind);
+            self.disk_trouble.insert(id);
+        }
+        self.schedule_fault(self.scenario.disk.eio_every_ms, Event::DiskFault);
+    }
+
+    fn disk_full(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        if let Some(id) = self.running_member() {
+            let disk = &self.disks[&id];
+            disk.set_capacity(Some(disk.used_bytes() + 1024));
+            self.disk_trouble.insert(id);
+        }
+        self.schedule_fault(self.scenario.disk.enospc_every_ms, Event::DiskFull);
+    }
+
+    fn pause(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        if let Some(id) = self.running_member() {
+            let until = self.now + Duration::from_millis(self.scenario.pauses.duration_ms);
+            self.paused_until.insert(id, until);
+        }
+        self.schedule_fault(self.scenario.pauses.every_ms, Event::Pause);
+    }
+
+    fn clock_jump(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let id = self.faults.gen_range(1..=self.scenario.nodes);
+        let max = self.scenario.clocks.max_jump_ms as i64 * 1_000_000;
+        let jump = self.faults.gen_range(-max..=max);
+        let clock = self.clocks.get_mut(&id).expect("every member has a clock");
+        clock.offset_ns = (clock.offset_ns as i64 + jump).max(0) as u64;
+        self.schedule_fault(self.scenario.clocks.jump_every_ms, Event::ClockJump);
+    }
+
+    /// Asks the leader to hand leadership to a random other member; the answer is not checked.
+    fn transfer(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let leader = self
+            .hosts
+            .iter()
+            .find_map(|(id, h)| h.as_ref().filter(|h| h.node().is_leader()).map(|_| *id));
+        if let Some(leader) = leader.filter(|_| self.scenario.nodes > 1) {
+            let mut target = self.faults.gen_range(1..=self.scenario.nodes);
+            if target == leader {
+                target = target % self.scenario.nodes + 1;
+            }
+            self.transfers += 1;
+            let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
+            self.input(leader, Input::Client { id: u64::MAX - self.transfers, request });
+        }
+        self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
     }
 
     fn transmit(&mut self, from: u64, to: u64, message: raft_proto::eraftpb::Message) {
@@ -365,6 +535,7 @@ impl World {
         }
         if matches!(self.hosts.get(&id), Some(Some(_))) {
             self.hosts.insert(id, None);
+            self.syncing.remove(&id);
             let choices = &mut self.disk_choices;
             self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
             self.at(Duration::from_millis(self.scenario.crashes.down_ms), Event::Restart(id));
@@ -381,6 +552,11 @@ impl World {
             return;
         }
         self.restarts += 1;
+        self.syncing.remove(&id);
+        self.paused_until.remove(&id);
+        self.disk_trouble.remove(&id);
+        self.disks[&id].clear_faults();
+        self.disks[&id].set_capacity(None);
         let config = self.config(id);
         let now = self.clocks[&id].at(self.now);
         match Host::recover(config, self.disks[&id].clone(), self.wal_config(), now) {
@@ -422,6 +598,11 @@ impl World {
     fn end_safety(&mut self) {
         self.faults_on = false;
         self.cut.clear();
+        self.paused_until.clear();
+        for disk in self.disks.values() {
+            disk.clear_faults();
+            disk.set_capacity(None);
+        }
         for id in 1..=self.scenario.nodes {
             self.restart(id);
         }
@@ -451,6 +632,7 @@ impl World {
                 message.from,
                 message.term
             ),
+            Event::Deferred(id, _) => format!("deferred input for {id}"),
             other => format!("{other:?}"),
         };
         self.trace_hash =

@@ -53,7 +53,7 @@ impl Cluster {
 
     fn input(&mut self, id: u64, input: Input) {
         let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
-        for output in host.handle(input).expect("the store works") {
+        for output in host.handle_synced(input).expect("the store works") {
             match output {
                 Output::Send { to, message } => self.queue.push_back((to, message)),
                 Output::Respond { id, result } => {
@@ -182,7 +182,7 @@ fn members_that_lose_power_recover_from_disk_and_keep_every_acknowledged_write()
 fn a_data_dir_of_another_member_is_refused() {
     let disk = MemDisk::new();
     let mut host = Host::create(config(1), disk.clone(), WAL, Instant::ZERO).unwrap();
-    host.handle(Input::Tick { now: Instant::ZERO }).unwrap();
+    host.handle_synced(Input::Tick { now: Instant::ZERO }).unwrap();
     let error = Host::recover(config(2), disk, WAL, Instant::ZERO).err().expect("refused");
     assert!(matches!(error, HostError::DataDir(_)), "{error}");
     assert!(error.to_string().contains("belongs to member 1, not 2"), "{error}");

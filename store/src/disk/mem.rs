@@ -117,6 +117,11 @@ impl MemDisk {
         self.state().faults.push_back(kind);
     }
 
+    /// The bytes all files hold now.
+    pub fn used_bytes(&self) -> u64 {
+        self.state().inodes.values().map(|inode| inode.current.len() as u64).sum()
+    }
+
     /// Drops every injected fault not yet triggered.
     pub fn clear_faults(&self) {
         self.state().faults.clear();
