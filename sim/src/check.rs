@@ -75,7 +75,7 @@ pub fn linearizability(history: &History, events: &[Event]) -> Vec<Violation> {
     let mut violations = Vec::new();
     let mut invoked_values = BTreeMap::new();
     for (id, op) in history.ops.iter().enumerate() {
-        if let OpKind::Put { value, .. } = &op.kind {
+        if let OpKind::Put { value, .. } | OpKind::Cas { value, .. } = &op.kind {
             invoked_values.insert(value.clone(), id);
         }
         if let Some(problem) = check_op(&log, &op.kind, &op.outcome) {
@@ -131,6 +131,38 @@ fn check_op(log: &Log, kind: &OpKind, outcome: &Outcome) -> Option<(&'static str
                 )
             })
         }
+        (OpKind::Cas { key, expected, value }, Outcome::Cas { revision, succeeded: true, .. }) => {
+            let found = log.values.get(value).and_then(|w| w.first());
+            if found != Some(&(key.clone(), *revision)) {
+                return Some((
+                    "durability",
+                    format!(
+                        "acknowledged cas {key}={value} at revision {revision}; log has {found:?}"
+                    ),
+                ));
+            }
+            let before = log.state(key, revision - 1);
+            (before != expected.as_ref()).then(|| {
+                ("linearizability", format!("cas on {key} succeeded at {revision} but {key} held {before:?}, not {expected:?}"))
+            })
+        }
+        (OpKind::Cas { key, expected, .. }, Outcome::Cas { revision, succeeded: false, value }) => {
+            let state = log.state(key, *revision);
+            if state == expected.as_ref() {
+                return Some((
+                    "linearizability",
+                    format!("cas on {key} failed at {revision} although {key} held {state:?}"),
+                ));
+            }
+            (state != value.as_ref()).then(|| {
+                (
+                    "linearizability",
+                    format!(
+                        "cas on {key} read {value:?} at revision {revision}, log has {state:?}"
+                    ),
+                )
+            })
+        }
         (OpKind::Get { key, .. }, Outcome::Get { revision, value }) => {
             let expected = log.state(key, *revision);
             (expected != value.as_ref()).then(|| {
@@ -148,6 +180,12 @@ fn check_op(log: &Log, kind: &OpKind, outcome: &Outcome) -> Option<(&'static str
 fn position(kind: &OpKind, outcome: &Outcome) -> Option<(i64, bool)> {
     match (kind, outcome) {
         (OpKind::Put { .. }, Outcome::Put { revision }) => Some((2 * revision, true)),
+        (OpKind::Cas { .. }, Outcome::Cas { revision, succeeded: true, .. }) => {
+            Some((2 * revision, true))
+        }
+        (OpKind::Cas { .. }, Outcome::Cas { revision, succeeded: false, .. }) => {
+            Some((2 * revision + 1, false))
+        }
         (OpKind::Delete { .. }, Outcome::Delete { revision, deleted }) if *deleted > 0 => {
             Some((2 * revision, true))
         }
@@ -357,6 +395,54 @@ mod tests {
         assert_eq!(checks(unknown, &twice), ["linearizability"]);
         let refused = vec![op(put("a"), 0, 1, Outcome::Failed("refused".into()))];
         assert_eq!(checks(refused, &[put_event("k", "a", 2)]), ["linearizability"]);
+    }
+
+    fn cas(expected: Option<&str>, value: &str) -> OpKind {
+        OpKind::Cas { key: "k".into(), expected: expected.map(str::to_string), value: value.into() }
+    }
+
+    #[test]
+    fn cas_outcomes_must_match_the_state_before() {
+        let events = [put_event("k", "a", 2), put_event("k", "b", 3)];
+        let good = vec![
+            op(put("a"), 0, 5, Outcome::Put { revision: 2 }),
+            op(
+                cas(Some("a"), "b"),
+                6,
+                9,
+                Outcome::Cas { revision: 3, succeeded: true, value: None },
+            ),
+            op(
+                cas(Some("a"), "c"),
+                10,
+                12,
+                Outcome::Cas { revision: 3, succeeded: false, value: Some("b".into()) },
+            ),
+        ];
+        assert_eq!(checks(good, &events), Vec::<&str>::new());
+        // A cas that succeeded although the key held something else.
+        let wrong = vec![
+            op(put("a"), 0, 5, Outcome::Put { revision: 2 }),
+            op(
+                cas(Some("x"), "b"),
+                6,
+                9,
+                Outcome::Cas { revision: 3, succeeded: true, value: None },
+            ),
+        ];
+        assert_eq!(checks(wrong, &events), ["linearizability"]);
+        // A cas that failed although its compare held.
+        let failed = vec![
+            op(put("a"), 0, 5, Outcome::Put { revision: 2 }),
+            op(put("b"), 6, 8, Outcome::Put { revision: 3 }),
+            op(
+                cas(Some("b"), "c"),
+                10,
+                12,
+                Outcome::Cas { revision: 3, succeeded: false, value: Some("b".into()) },
+            ),
+        ];
+        assert_eq!(checks(failed, &events), ["linearizability"]);
     }
 
     #[test]

@@ -19,6 +19,16 @@ pub enum OpKind {
         /// The key.
         key: String,
     },
+    /// Compare-and-swap in one txn: if `key` holds `expected` (`None`: the key is absent), put
+    /// `value` (unique, like a put's); otherwise read `key`.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value the compare expects.
+        expected: Option<String>,
+        /// A value unique to this operation.
+        value: String,
+    },
     /// Read `key`.
     Get {
         /// The key.
@@ -44,6 +54,15 @@ pub enum Outcome {
         revision: i64,
         /// How many keys it deleted.
         deleted: i64,
+    },
+    /// The txn answered at `revision`: it put its value (`succeeded`), or read `value`.
+    Cas {
+        /// The answer's header revision.
+        revision: i64,
+        /// Whether the compare held.
+        succeeded: bool,
+        /// What the failure branch read.
+        value: Option<String>,
     },
     /// The read saw `value` at header revision `revision`.
     Get {

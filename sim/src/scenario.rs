@@ -32,6 +32,8 @@ pub struct Scenario {
     pub serializable_fraction: f64,
     /// Share of writes that are deletes.
     pub delete_fraction: f64,
+    /// Share of writes that are compare-and-swap transactions.
+    pub cas_fraction: f64,
     /// Network faults.
     pub network: Network,
     /// Partitions.
@@ -149,6 +151,7 @@ impl Default for Scenario {
             read_fraction: 0.4,
             serializable_fraction: 0.25,
             delete_fraction: 0.1,
+            cas_fraction: 0.2,
             network: Network::default(),
             partitions: Partitions::default(),
             crashes: Crashes::default(),
@@ -183,7 +186,12 @@ impl Scenario {
     }
 
     fn check(&self) -> Result<(), String> {
-        let fractions = [self.read_fraction, self.serializable_fraction, self.delete_fraction];
+        let fractions = [
+            self.read_fraction,
+            self.serializable_fraction,
+            self.delete_fraction,
+            self.cas_fraction,
+        ];
         let rates = [self.network.drop_rate, self.network.duplicate_rate];
         if !(1..=7).contains(&self.nodes) {
             return Err(format!("nodes must be 1 to 7, not {}", self.nodes));

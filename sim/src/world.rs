@@ -17,7 +17,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use stead_core::api::{DeleteRangeRequest, Error, PutRequest, RangeRequest, Request, Response};
+use stead_core::api::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, PutRequest,
+};
+use stead_core::api::{RangeRequest, Request, RequestOp, Response, ResponseOp, TxnRequest};
 use stead_core::node::{Input, NodeConfig, Output};
 use stead_core::time::{Duration, Instant};
 use stead_store::disk::MemDisk;
@@ -110,6 +113,8 @@ pub struct World {
     node_seeds: ChaCha8Rng,
     history: History,
     in_flight: BTreeMap<usize, usize>,
+    /// What each client last saw each key hold (what its compare-and-swaps expect).
+    seen: BTreeMap<(usize, String), Option<String>>,
     next_value: u64,
     trace_hash: u32,
     trace: Option<Box<dyn Write>>,
@@ -148,6 +153,7 @@ impl World {
             node_seeds: stream(seed, Stream::Nodes),
             history: History::default(),
             in_flight: BTreeMap::new(),
+            seen: BTreeMap::new(),
             next_value: 0,
             trace_hash: 0,
             trace,
@@ -445,6 +451,10 @@ impl World {
             }
         } else if self.workload.gen_bool(scenario.delete_fraction) {
             OpKind::Delete { key }
+        } else if self.workload.gen_bool(scenario.cas_fraction) {
+            self.next_value += 1;
+            let expected = self.seen.get(&(client, key.clone())).cloned().flatten();
+            OpKind::Cas { key, expected, value: format!("v{}", self.next_value) }
         } else {
             self.next_value += 1;
             OpKind::Put { key, value: format!("v{}", self.next_value) }
@@ -479,6 +489,30 @@ impl World {
                 serializable,
                 ..Default::default()
             }),
+            OpKind::Cas { key, expected, value } => {
+                let target = match expected {
+                    Some(expected) => CompareTarget::Value(expected.into_bytes()),
+                    None => CompareTarget::Version(0),
+                };
+                let key = key.into_bytes();
+                let compare = Compare {
+                    result: CompareResult::Equal,
+                    target,
+                    key: key.clone(),
+                    range_end: Vec::new(),
+                };
+                let put = PutRequest {
+                    key: key.clone(),
+                    value: value.into_bytes(),
+                    ..Default::default()
+                };
+                let read = RangeRequest { key, ..Default::default() };
+                Request::Txn(TxnRequest {
+                    compare: vec![compare],
+                    success: vec![RequestOp::Put(put)],
+                    failure: vec![RequestOp::Range(read)],
+                })
+            }
         };
         self.input(target, Input::Client { id: op as u64, request });
     }
@@ -496,6 +530,15 @@ impl World {
                 let value =
                     range.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
                 Outcome::Get { revision: range.header.revision, value }
+            }
+            (_, Ok(Response::Txn(txn))) => {
+                let value = match txn.responses.first() {
+                    Some(ResponseOp::Range(range)) => {
+                        range.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+                    }
+                    _ => None,
+                };
+                Outcome::Cas { revision: txn.header.revision, succeeded: txn.succeeded, value }
             }
             (OpKind::Get { .. }, Err(error)) => Outcome::Failed(error.to_string()),
             // A write the server gave up on (timeout, leader change) may still commit.
@@ -521,6 +564,26 @@ impl World {
     }
 
     fn finish_op(&mut self, op: usize, outcome: Outcome) {
+        let learned = match (&self.history.ops[op].kind, &outcome) {
+            (OpKind::Get { key, .. }, Outcome::Get { value, .. }) => {
+                Some((key.clone(), value.clone()))
+            }
+            (OpKind::Put { key, value }, Outcome::Put { .. }) => {
+                Some((key.clone(), Some(value.clone())))
+            }
+            (OpKind::Cas { key, value, .. }, Outcome::Cas { succeeded: true, .. }) => {
+                Some((key.clone(), Some(value.clone())))
+            }
+            (OpKind::Cas { key, .. }, Outcome::Cas { value, .. }) => {
+                Some((key.clone(), value.clone()))
+            }
+            (OpKind::Delete { key }, Outcome::Delete { .. }) => Some((key.clone(), None)),
+            _ => None,
+        };
+        let client = self.history.ops[op].client;
+        if let Some((key, value)) = learned {
+            self.seen.insert((client, key), value);
+        }
         let entry = &mut self.history.ops[op];
         entry.outcome = outcome;
         entry.complete = Some(self.now);

@@ -55,3 +55,33 @@ fn the_same_seed_gives_the_same_trace() {
     assert_ne!(first.trace_hash, run_seed(&scenario, 4, None).trace_hash);
     assert!(first.ops.0 > 100, "the workload ran: {:?}", first.ops);
 }
+
+/// The workload exercises every kind of operation and outcome the checkers judge.
+#[test]
+fn the_workload_covers_every_operation_kind() {
+    use stead_sim::history::{OpKind, Outcome};
+    let file = scenario_files()
+        .into_iter()
+        .find(|f| f.ends_with("mixed-faults.toml"))
+        .expect("mixed-faults");
+    let outcomes = stead_sim::world::World::new(Scenario::from_file(&file).unwrap(), 5, None).run();
+    let count = |pred: &dyn Fn(&OpKind, &Outcome) -> bool| {
+        outcomes.history.ops.iter().filter(|op| pred(&op.kind, &op.outcome)).count()
+    };
+    let cas_won = count(&|_, o| matches!(o, Outcome::Cas { succeeded: true, .. }));
+    let cas_lost = count(&|_, o| matches!(o, Outcome::Cas { succeeded: false, .. }));
+    let deleted = count(&|_, o| matches!(o, Outcome::Delete { deleted: 1, .. }));
+    let linearizable_reads = count(&|k, o| {
+        matches!((k, o), (OpKind::Get { serializable: false, .. }, Outcome::Get { .. }))
+    });
+    let serializable_reads = count(&|k, o| {
+        matches!((k, o), (OpKind::Get { serializable: true, .. }, Outcome::Get { .. }))
+    });
+    let unknown = count(&|_, o| matches!(o, Outcome::Unknown));
+    let counts = [cas_won, cas_lost, deleted, linearizable_reads, serializable_reads, unknown];
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "cas won/lost, deletes, lin/ser reads, unknown: {counts:?}"
+    );
+    assert!(outcomes.violations.is_empty(), "{:?}", outcomes.violations);
+}
