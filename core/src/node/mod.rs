@@ -407,6 +407,8 @@ impl Node {
         self.retry_requests();
         self.retry_stuck_snapshots();
         self.expire_transfers();
+        // Raft may have asked for a snapshot the stored one cannot serve (see storage.rs).
+        self.maybe_snapshot();
     }
 
     /// Runs after anything that may have changed raft's state: redraws the election timeout on

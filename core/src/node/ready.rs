@@ -100,9 +100,10 @@ impl Node {
     /// Takes a state-machine snapshot once `snapshot_count` entries were applied since the last
     /// one, and compacts the raft log behind it, keeping `snapshot_catch_up_entries` for slow
     /// followers.
-    fn maybe_snapshot(&mut self) {
+    pub(super) fn maybe_snapshot(&mut self) {
         let applied = self.machine.applied();
-        if applied < self.raw.store().snapshot_index() + self.config.snapshot_count {
+        let wanted = self.raw.store().take_wanted();
+        if applied < self.raw.store().snapshot_index() + self.config.snapshot_count && !wanted {
             return;
         }
         let Ok(term) = self.raw.raft.raft_log.term(applied) else { return };
