@@ -48,6 +48,8 @@ pub struct Scenario {
     pub pauses: Pauses,
     /// Leadership transfers (etcd's MoveLeader) during the safety phase.
     pub leadership: Leadership,
+    /// Membership changes during the safety phase.
+    pub membership: Membership,
     /// Applied entries between snapshots.
     pub snapshot_count: u64,
     /// WAL segment size.
@@ -130,6 +132,16 @@ pub struct Pauses {
     pub duration_ms: u64,
 }
 
+/// Membership changes: each one advances the cycle add a learner → promote it → remove a
+/// random voter (the leader included), so the cluster keeps between `nodes` and `nodes + 1`
+/// voters.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Membership {
+    /// Mean time between changes (0: none).
+    pub churn_every_ms: u64,
+}
+
 /// Leadership transfers.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,6 +171,7 @@ impl Default for Scenario {
             disk: Disk::default(),
             pauses: Pauses::default(),
             leadership: Leadership::default(),
+            membership: Membership::default(),
             snapshot_count: 500,
             wal_segment_bytes: 64 * 1024,
         }

@@ -8,6 +8,8 @@
 //! bit and two runs can be compared. Raft safety (one leader per term; equal applied-log
 //! digests and key spaces at equal applied indexes) is checked as the run goes.
 
+mod churn;
+
 use crate::check::Violation;
 use crate::history::{History, Op, OpKind, Outcome};
 use crate::host::Host;
@@ -20,7 +22,9 @@ use std::io::Write;
 use stead_core::api::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, PutRequest,
 };
-use stead_core::api::{RangeRequest, Request, RequestOp, Response, ResponseOp, TxnRequest};
+use stead_core::api::{
+    RangeRequest, Request, RequestOp, Response, ResponseOp, ServerError, TxnRequest,
+};
 use stead_core::node::{Input, NodeConfig, Output};
 use stead_core::time::{Duration, Instant};
 use stead_store::disk::MemDisk;
@@ -61,6 +65,8 @@ enum Event {
     ClockJump,
     /// The leader is asked to hand leadership to another member.
     Transfer,
+    /// The membership changes by one step: add a learner, promote it, or remove a voter.
+    Churn,
     /// The safety phase ends: faults stop, everything heals.
     EndSafety,
     /// Clients stop starting operations.
@@ -129,6 +135,16 @@ pub struct World {
     /// Members whose disk was made to fail, so a store error there is expected.
     disk_trouble: BTreeSet<u64>,
     transfers: u64,
+    /// Current members (running or down), removed ones excluded.
+    members: BTreeSet<u64>,
+    /// Members that joined the running cluster (they restart as joiners).
+    joined: BTreeSet<u64>,
+    /// The learner waiting for promotion, if any.
+    learner: Option<u64>,
+    /// Membership requests in flight, by request id.
+    admin: BTreeMap<u64, churn::Admin>,
+    /// Members the world asked to remove.
+    removal_requested: BTreeSet<u64>,
 }
 
 impl World {
@@ -165,6 +181,11 @@ impl World {
             paused_until: BTreeMap::new(),
             disk_trouble: BTreeSet::new(),
             transfers: 0,
+            members: BTreeSet::new(),
+            joined: BTreeSet::new(),
+            learner: None,
+            admin: BTreeMap::new(),
+            removal_requested: BTreeSet::new(),
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -179,6 +200,7 @@ impl World {
                 .expect("a new host on an empty disk");
             world.disks.insert(id, disk);
             world.hosts.insert(id, Some(host));
+            world.members.insert(id);
         }
         world
     }
@@ -188,6 +210,7 @@ impl World {
         let mut config = NodeConfig::new(id, members, self.node_seeds.gen());
         config.snapshot_count = self.scenario.snapshot_count;
         config.snapshot_catch_up_entries = self.scenario.snapshot_count / 2;
+        config.join_existing = self.joined.contains(&id);
         config
     }
 
@@ -223,6 +246,7 @@ impl World {
             (scenario.pauses.every_ms, Event::Pause),
             (scenario.clocks.jump_every_ms, Event::ClockJump),
             (scenario.leadership.transfer_every_ms, Event::Transfer),
+            (scenario.membership.churn_every_ms, Event::Churn),
         ];
         for (every_ms, event) in faults {
             self.schedule_fault(every_ms, event);
@@ -252,6 +276,7 @@ impl World {
                     self.input(id, Input::Tick { now });
                 }
                 self.check_raft_safety();
+                self.drop_removed_members();
                 self.at(TICK, Event::Tick);
             }
             Event::Deliver { to, message } => self.input(to, Input::Message(message)),
@@ -268,6 +293,7 @@ impl World {
             Event::Deferred(id, input) => self.input(id, input),
             Event::ClockJump => self.clock_jump(),
             Event::Transfer => self.transfer(),
+            Event::Churn => self.churn(),
             Event::EndSafety => self.end_safety(),
             Event::StopClients => self.clients_on = false,
         }
@@ -394,7 +420,7 @@ impl World {
         if !self.faults_on {
             return;
         }
-        let id = self.faults.gen_range(1..=self.scenario.nodes);
+        let Some(id) = self.any_member() else { return };
         let max = self.scenario.clocks.max_jump_ms as i64 * 1_000_000;
         let jump = self.faults.gen_range(-max..=max);
         let clock = self.clocks.get_mut(&id).expect("every member has a clock");
@@ -407,15 +433,11 @@ impl World {
         if !self.faults_on {
             return;
         }
-        let leader = self
-            .hosts
-            .iter()
-            .find_map(|(id, h)| h.as_ref().filter(|h| h.node().is_leader()).map(|_| *id));
-        if let Some(leader) = leader.filter(|_| self.scenario.nodes > 1) {
-            let mut target = self.faults.gen_range(1..=self.scenario.nodes);
-            if target == leader {
-                target = target % self.scenario.nodes + 1;
-            }
+        let voters: Vec<u64> =
+            self.members.iter().copied().filter(|id| Some(*id) != self.learner).collect();
+        if let Some(leader) = self.leader().filter(|_| voters.len() > 1) {
+            let others: Vec<u64> = voters.into_iter().filter(|id| *id != leader).collect();
+            let target = others[self.faults.gen_range(0..others.len())];
             self.transfers += 1;
             let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
             self.input(leader, Input::Client { id: u64::MAX - self.transfers, request });
@@ -459,7 +481,8 @@ impl World {
             self.next_value += 1;
             OpKind::Put { key, value: format!("v{}", self.next_value) }
         };
-        let target = self.workload.gen_range(1..=scenario.nodes);
+        let members: Vec<u64> = self.members.iter().copied().collect();
+        let target = members[self.workload.gen_range(0..members.len())];
         let op = self.history.ops.len();
         self.history.ops.push(Op {
             client,
@@ -518,6 +541,9 @@ impl World {
     }
 
     fn answer(&mut self, op: usize, result: Result<Response, Error>) {
+        if let Some(admin) = self.admin.remove(&(op as u64)) {
+            return self.admin_answered(admin, result);
+        }
         if self.in_flight.remove(&op).is_none() {
             return; // The client gave up on it already.
         }
@@ -541,6 +567,16 @@ impl World {
                 Outcome::Cas { revision: txn.header.revision, succeeded: txn.succeeded, value }
             }
             (OpKind::Get { .. }, Err(error)) => Outcome::Failed(error.to_string()),
+            // Refused outright: the request never took effect.
+            (
+                _,
+                Err(Error::Server(
+                    refusal @ (ServerError::NotSupportedForLearner
+                    | ServerError::Stopped
+                    | ServerError::TooManyRequests
+                    | ServerError::RequestTooLarge),
+                )),
+            ) => Outcome::Failed(refusal.message().into()),
             // A write the server gave up on (timeout, leader change) may still commit.
             (_, Err(Error::Server(_))) => Outcome::Unknown,
             (_, Err(error)) => Outcome::Failed(error.to_string()),
@@ -606,12 +642,13 @@ impl World {
         let next = self
             .faults
             .gen_range(self.scenario.crashes.every_ms / 2..=self.scenario.crashes.every_ms * 3 / 2);
-        let victim = self.faults.gen_range(1..=self.scenario.nodes);
-        self.at(Duration::from_millis(next.max(1)), Event::Crash(victim));
+        if let Some(victim) = self.any_member() {
+            self.at(Duration::from_millis(next.max(1)), Event::Crash(victim));
+        }
     }
 
     fn restart(&mut self, id: u64) {
-        if matches!(self.hosts.get(&id), Some(Some(_))) {
+        if matches!(self.hosts.get(&id), Some(Some(_))) || !self.members.contains(&id) {
             return;
         }
         self.restarts += 1;
@@ -637,7 +674,7 @@ impl World {
         if !self.faults_on {
             return;
         }
-        let nodes: Vec<u64> = (1..=self.scenario.nodes).collect();
+        let nodes: Vec<u64> = self.members.iter().copied().collect();
         let size = self.faults.gen_range(1..=(nodes.len() as u64 / 2).max(1));
         let mut isolated = BTreeSet::new();
         while (isolated.len() as u64) < size {
@@ -666,7 +703,7 @@ impl World {
             disk.clear_faults();
             disk.set_capacity(None);
         }
-        for id in 1..=self.scenario.nodes {
+        for id in self.members.clone() {
             self.restart(id);
         }
     }
@@ -716,13 +753,13 @@ impl World {
     /// The final checks: convergence, liveness, and the history against the final log.
     fn finish(mut self, end: Instant) -> Outcomes {
         let nodes: Vec<_> = self.hosts.values().flatten().map(|h| h.node()).collect();
-        if nodes.len() as u64 != self.scenario.nodes {
+        if nodes.len() != self.members.len() {
             self.violations.push(Violation::new(
                 "liveness",
                 format!(
                     "only {} of {} members running at the end",
                     nodes.len(),
-                    self.scenario.nodes
+                    self.members.len()
                 ),
             ));
         }
