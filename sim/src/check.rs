@@ -4,13 +4,18 @@
 //! log of a surviving member (its MVCC history, never compacted in these runs) is the total
 //! order of writes. Against it:
 //! - every acknowledged put is in the log at its revision with its value (durability);
-//! - every put in the log was invoked by a client and is not a refused one (no phantom writes),
-//!   and no value appears twice (an unknown write took effect at most once);
+//! - every put in the log was invoked by a client for that key and is not a refused one (no
+//!   phantom writes), no value appears twice (an unknown write took effect at most once), and a
+//!   compare-and-swap that wrote did so only where its compare held, whatever its answer said;
+//! - no key is deleted more often than delete operations could have deleted it;
 //! - every acknowledged delete and read matches the log's state at its revision;
 //! - real-time order: an operation that completed before another was invoked has the earlier
 //!   position. A write sits at `2 * revision`; a read (or a delete that deleted nothing) at
-//!   `2 * revision + 1`, after the write it observed. Serializable reads may be stale, so they
-//!   are held only to "the state existed".
+//!   `2 * revision + 1`, after the write it observed. A write whose answer was lost but that
+//!   took effect sits where the log put it, and must not precede anything that completed before
+//!   it was invoked. Order comes from the history's invocation/completion sequence, not from
+//!   timestamps, so simultaneous events are still ordered. Serializable reads may be stale, so
+//!   they are held only to "the state existed".
 
 use crate::history::{History, OpKind, Outcome};
 use std::collections::BTreeMap;
@@ -86,19 +91,82 @@ pub fn linearizability(history: &History, events: &[Event]) -> Vec<Violation> {
         }
     }
     for (value, writes) in &log.values {
-        match invoked_values.get(value) {
-            None => violations
-                .push(Violation::new("linearizability", format!("phantom write of {value:?}"))),
-            Some(&id) if matches!(history.ops[id].outcome, Outcome::Failed(_)) => violations
-                .push(Violation::new("linearizability", format!("refused op {id} took effect"))),
-            Some(_) if writes.len() > 1 => violations.push(Violation::new(
-                "linearizability",
-                format!("{value:?} written {} times", writes.len()),
-            )),
-            Some(_) => {}
+        let Some(&id) = invoked_values.get(value) else {
+            violations
+                .push(Violation::new("linearizability", format!("phantom write of {value:?}")));
+            continue;
+        };
+        if let Some(problem) =
+            check_write(&log, &history.ops[id].kind, &history.ops[id].outcome, writes)
+        {
+            violations.push(Violation::new("linearizability", format!("op {id}: {problem}")));
         }
     }
-    violations.extend(real_time_order(history));
+    violations.extend(delete_counts(history, &log));
+    violations.extend(real_time_order(history, &log));
+    violations
+}
+
+/// The problem with a write the log holds, whatever its operation's answer said.
+fn check_write(
+    log: &Log,
+    kind: &OpKind,
+    outcome: &Outcome,
+    writes: &[(String, i64)],
+) -> Option<String> {
+    let (key, revision) = &writes[0];
+    if writes.len() > 1 {
+        return Some(format!("its value was written {} times", writes.len()));
+    }
+    let (op_key, expected) = match kind {
+        OpKind::Put { key, .. } => (key, None),
+        OpKind::Cas { key, expected, .. } => (key, Some(expected)),
+        _ => unreachable!("only puts and compare-and-swaps write values"),
+    };
+    if op_key != key {
+        return Some(format!("it wrote key {key}, not {op_key}"));
+    }
+    match outcome {
+        Outcome::Failed(reason) => {
+            return Some(format!("it was refused ({reason}) but took effect"))
+        }
+        Outcome::Cas { succeeded: false, .. } => {
+            return Some("its compare failed, yet it wrote".into())
+        }
+        _ => {}
+    }
+    let before = log.state(key, revision - 1);
+    match expected {
+        Some(expected) if before != expected.as_ref() => Some(format!(
+            "it wrote at revision {revision} while {key} held {before:?}, not {expected:?}"
+        )),
+        _ => None,
+    }
+}
+
+/// No key is deleted more often than its delete operations could have: each delete event is
+/// either one acknowledged at its revision or one whose answer is unknown.
+fn delete_counts(history: &History, log: &Log) -> Vec<Violation> {
+    let mut possible: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in &history.ops {
+        if let OpKind::Delete { key } = &op.kind {
+            if matches!(
+                op.outcome,
+                Outcome::Delete { deleted: 1.., .. } | Outcome::Unknown | Outcome::Pending
+            ) {
+                *possible.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let mut violations = Vec::new();
+    for (key, history_of_key) in &log.keys {
+        let deletes = history_of_key.iter().filter(|(_, value)| value.is_none()).count();
+        let allowed = possible.get(key.as_str()).copied().unwrap_or(0);
+        if deletes > allowed {
+            let detail = format!("{key} was deleted {deletes} times, but only {allowed} delete operations could have");
+            violations.push(Violation::new("linearizability", detail));
+        }
+    }
     violations
 }
 
@@ -132,18 +200,16 @@ fn check_op(log: &Log, kind: &OpKind, outcome: &Outcome) -> Option<(&'static str
             })
         }
         (OpKind::Cas { key, expected, value }, Outcome::Cas { revision, succeeded: true, .. }) => {
+            // Whether the compare held is checked with every write in the log (check_write).
+            let _ = expected;
             let found = log.values.get(value).and_then(|w| w.first());
-            if found != Some(&(key.clone(), *revision)) {
-                return Some((
+            (found != Some(&(key.clone(), *revision))).then(|| {
+                (
                     "durability",
                     format!(
                         "acknowledged cas {key}={value} at revision {revision}; log has {found:?}"
                     ),
-                ));
-            }
-            let before = log.state(key, revision - 1);
-            (before != expected.as_ref()).then(|| {
-                ("linearizability", format!("cas on {key} succeeded at {revision} but {key} held {before:?}, not {expected:?}"))
+                )
             })
         }
         (OpKind::Cas { key, expected, .. }, Outcome::Cas { revision, succeeded: false, value }) => {
@@ -199,23 +265,32 @@ fn position(kind: &OpKind, outcome: &Outcome) -> Option<(i64, bool)> {
     }
 }
 
-/// Real-time order: sweeping operations by time, each one's position must not precede the
-/// highest position among operations completed before it was invoked.
-fn real_time_order(history: &History) -> Vec<Violation> {
-    let mut moments: Vec<(stead_core::time::Instant, bool, usize)> = Vec::new();
+/// Real-time order: sweeping invocations and completions in history order, each operation's
+/// position must not precede the highest position among operations completed before it was
+/// invoked. A write whose answer was lost but that took effect joins with its log position and
+/// its invocation only.
+fn real_time_order(history: &History, log: &Log) -> Vec<Violation> {
+    let mut moments: Vec<(u64, bool, usize, i64, bool)> = Vec::new();
     for (id, op) in history.ops.iter().enumerate() {
-        if position(&op.kind, &op.outcome).is_some() {
-            moments.push((op.invoke, true, id));
-            moments.push((op.complete.expect("answered ops completed"), false, id));
+        if let Some((pos, is_write)) = position(&op.kind, &op.outcome) {
+            moments.push((op.invoke_order, true, id, pos, is_write));
+            moments.push((
+                op.complete_order.expect("answered ops completed"),
+                false,
+                id,
+                pos,
+                is_write,
+            ));
+        } else if let (Some(revision), Outcome::Unknown | Outcome::Pending) =
+            (logged_revision(log, &op.kind), &op.outcome)
+        {
+            moments.push((op.invoke_order, true, id, 2 * revision, true));
         }
     }
-    // At equal times, completions count first: "completed before invoked" includes ties.
-    moments.sort_by_key(|&(time, is_invoke, id)| (time, is_invoke, id));
+    moments.sort_by_key(|&(order, ..)| order);
     let mut highest: Option<(i64, usize)> = None;
     let mut violations = Vec::new();
-    for (_, is_invoke, id) in moments {
-        let op = &history.ops[id];
-        let (pos, is_write) = position(&op.kind, &op.outcome).expect("filtered");
+    for (_, is_invoke, id, pos, is_write) in moments {
         if is_invoke {
             if let Some((before, by)) = highest {
                 if pos < before || (pos == before && is_write) {
@@ -228,6 +303,16 @@ fn real_time_order(history: &History) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// The revision at which the log holds a put's or compare-and-swap's value, if it does.
+fn logged_revision(log: &Log, kind: &OpKind) -> Option<i64> {
+    match kind {
+        OpKind::Put { value, .. } | OpKind::Cas { value, .. } => {
+            log.values.get(value)?.first().map(|(_, r)| *r)
+        }
+        _ => None,
+    }
 }
 
 /// Raft safety, observed as the run goes: at most one leader per term, and members that have
@@ -294,9 +379,100 @@ mod tests {
         Event { kind: EventKind::Put, kv, prev_kv: None }
     }
 
+    /// An operation invoked at `invoke` ms and completed at `complete` ms; the history order
+    /// follows the times (a completion at the same ms as an invocation comes after it).
     fn op(kind: OpKind, invoke: u64, complete: u64, outcome: Outcome) -> Op {
         let at = |ms| Instant::from_nanos(ms * 1_000_000);
-        Op { client: 0, kind, invoke: at(invoke), complete: Some(at(complete)), outcome }
+        Op {
+            client: 0,
+            kind,
+            invoke: at(invoke),
+            complete: Some(at(complete)),
+            invoke_order: invoke * 2,
+            complete_order: Some(complete * 2 + 1),
+            outcome,
+        }
+    }
+
+    fn delete_event(key: &str, revision: i64) -> Event {
+        let kv = KeyValue { key: key.into(), mod_revision: revision, ..KeyValue::default() };
+        Event { kind: EventKind::Delete, kv, prev_kv: None }
+    }
+
+    /// Review finding A: a delete that took effect twice.
+    #[test]
+    fn a_delete_that_took_effect_twice_is_caught() {
+        let events = [
+            put_event("k", "a", 2),
+            delete_event("k", 3),
+            put_event("k", "b", 4),
+            delete_event("k", 5),
+        ];
+        let ops = vec![
+            op(put("a"), 0, 1, Outcome::Put { revision: 2 }),
+            op(
+                OpKind::Delete { key: "k".into() },
+                2,
+                3,
+                Outcome::Delete { revision: 3, deleted: 1 },
+            ),
+            op(put("b"), 4, 5, Outcome::Put { revision: 4 }),
+            op(get(), 6, 7, Outcome::Get { revision: 5, value: None }),
+        ];
+        assert_eq!(checks(ops, &events), ["linearizability"]);
+    }
+
+    /// Review finding B: writes whose answers do not tell the truth.
+    #[test]
+    fn writes_are_judged_by_the_log_whatever_their_answer_said() {
+        let events = [put_event("k", "a", 2), put_event("k", "c", 3)];
+        let base = || vec![op(put("a"), 0, 1, Outcome::Put { revision: 2 })];
+        let mut said_failed = base();
+        said_failed.push(op(
+            cas(Some("a"), "c"),
+            2,
+            3,
+            Outcome::Cas { revision: 2, succeeded: false, value: Some("a".into()) },
+        ));
+        assert!(checks(said_failed, &events).contains(&"linearizability"));
+        let mut unknown_wrong_compare = base();
+        unknown_wrong_compare.push(Op {
+            complete: None,
+            complete_order: None,
+            ..op(cas(Some("zz"), "c"), 2, 3, Outcome::Unknown)
+        });
+        assert_eq!(checks(unknown_wrong_compare, &events), ["linearizability"]);
+        let mut other_key = base();
+        let elsewhere = OpKind::Put { key: "other".into(), value: "c".into() };
+        other_key.push(Op {
+            complete: None,
+            complete_order: None,
+            ..op(elsewhere, 2, 3, Outcome::Unknown)
+        });
+        assert_eq!(checks(other_key, &events), ["linearizability"]);
+    }
+
+    /// Review finding C: an unknown write that took effect before a write it came after.
+    #[test]
+    fn an_unknown_write_out_of_real_time_order_is_caught() {
+        let events = [put_event("k", "b", 2), put_event("k", "a", 3)];
+        let ops = vec![
+            op(put("a"), 0, 10, Outcome::Put { revision: 3 }),
+            Op { complete: None, complete_order: None, ..op(put("b"), 20, 21, Outcome::Unknown) },
+        ];
+        assert_eq!(checks(ops, &events), ["linearizability"]);
+    }
+
+    /// Review finding D: an operation answered at the instant it was invoked is not ordered
+    /// before itself.
+    #[test]
+    fn an_instant_operation_is_not_ordered_before_itself() {
+        let events = [put_event("k", "a", 2)];
+        let ops = vec![
+            op(put("a"), 5, 5, Outcome::Put { revision: 2 }),
+            op(get(), 5, 5, Outcome::Get { revision: 2, value: Some("a".into()) }),
+        ];
+        assert_eq!(checks(ops, &events), Vec::<&str>::new());
     }
 
     fn put(value: &str) -> OpKind {

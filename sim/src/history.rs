@@ -88,6 +88,11 @@ pub struct Op {
     pub invoke: Instant,
     /// When the client got the answer (`None`: never).
     pub complete: Option<Instant>,
+    /// The order of the invocation among all invocations and completions of the run (strictly
+    /// increasing, so simultaneous events still have an order).
+    pub invoke_order: u64,
+    /// The order of the completion, like `invoke_order`.
+    pub complete_order: Option<u64>,
     /// The answer.
     pub outcome: Outcome,
 }

@@ -145,6 +145,8 @@ pub struct World {
     admin: BTreeMap<u64, churn::Admin>,
     /// Members the world asked to remove.
     removal_requested: BTreeSet<u64>,
+    /// Orders client invocations and completions (see `Op::invoke_order`).
+    order: u64,
 }
 
 impl World {
@@ -186,6 +188,7 @@ impl World {
             learner: None,
             admin: BTreeMap::new(),
             removal_requested: BTreeSet::new(),
+            order: 0,
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -342,7 +345,12 @@ impl World {
     fn host_failed(&mut self, id: u64, error: crate::host::HostError) {
         self.hosts.insert(id, None);
         self.syncing.remove(&id);
-        if self.disk_trouble.contains(&id) {
+        use stead_store::StoreError;
+        let injected = matches!(
+            error,
+            crate::host::HostError::Store(StoreError::Io { .. } | StoreError::Poisoned(_))
+        );
+        if injected && self.disk_trouble.contains(&id) {
             self.at(Duration::from_millis(self.scenario.disk.down_ms.max(1)), Event::Restart(id));
         } else {
             self.violations.push(Violation::new("store", format!("member {id}: {error}")));
@@ -484,11 +492,15 @@ impl World {
         let members: Vec<u64> = self.members.iter().copied().collect();
         let target = members[self.workload.gen_range(0..members.len())];
         let op = self.history.ops.len();
+        self.order += 1;
+        let invoke_order = self.order;
         self.history.ops.push(Op {
             client,
             kind: kind.clone(),
             invoke: self.now,
             complete: None,
+            invoke_order,
+            complete_order: None,
             outcome: Outcome::Pending,
         });
         if !matches!(self.hosts.get(&target), Some(Some(_))) {
@@ -582,8 +594,11 @@ impl World {
             (_, Err(error)) => Outcome::Failed(error.to_string()),
             (_, Ok(other)) => Outcome::Failed(format!("unexpected answer {other:?}")),
         };
-        if self.now >= self.safety_end && !matches!(outcome, Outcome::Failed(_) | Outcome::Unknown)
-        {
+        let wrote = matches!(
+            outcome,
+            Outcome::Put { .. } | Outcome::Cas { succeeded: true, .. } | Outcome::Delete { .. }
+        );
+        if self.now >= self.safety_end && wrote {
             self.acknowledged_after_heal += 1;
         }
         self.finish_op(op, outcome);
@@ -620,9 +635,11 @@ impl World {
         if let Some((key, value)) = learned {
             self.seen.insert((client, key), value);
         }
+        self.order += 1;
         let entry = &mut self.history.ops[op];
         entry.outcome = outcome;
         entry.complete = Some(self.now);
+        entry.complete_order = Some(self.order);
         let client = entry.client;
         let think = Duration::from_millis(self.workload.gen_range(0..=5));
         self.at(think, Event::ClientNext(client));
@@ -699,6 +716,7 @@ impl World {
         self.faults_on = false;
         self.cut.clear();
         self.paused_until.clear();
+        self.disk_trouble.clear();
         for disk in self.disks.values() {
             disk.clear_faults();
             disk.set_capacity(None);
@@ -773,7 +791,7 @@ impl World {
         }
         if self.acknowledged_after_heal == 0 {
             self.violations
-                .push(Violation::new("liveness", "no operation succeeded after the faults healed"));
+                .push(Violation::new("liveness", "no write succeeded after the faults healed"));
         }
         if let Some(node) = nodes.iter().max_by_key(|n| n.applied_index()) {
             match node.kv().events_since(1) {
