@@ -9,6 +9,7 @@
 //! digests and key spaces at equal applied indexes) is checked as the run goes.
 
 mod churn;
+mod faults;
 
 use crate::check::Violation;
 use crate::history::{History, Op, OpKind, Outcome};
@@ -370,89 +371,6 @@ impl World {
         self.after_host(id, result);
     }
 
-    /// Schedules the next occurrence of a fault that recurs every `every_ms` on average.
-    fn schedule_fault(&mut self, every_ms: u64, event: Event) {
-        if every_ms > 0 {
-            let after = self.faults.gen_range(every_ms / 2..=every_ms * 3 / 2).max(1);
-            self.at(Duration::from_millis(after), event);
-        }
-    }
-
-    /// A running member, chosen at random.
-    fn running_member(&mut self) -> Option<u64> {
-        let running: Vec<u64> =
-            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
-        (!running.is_empty()).then(|| running[self.faults.gen_range(0..running.len())])
-    }
-
-    fn disk_fault(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        if let Some(id) = self.running_member() {
-            let kind = if self.faults.gen_bool(0.5) {
-                stead_store::FaultKind::Write
-            } else {
-                stead_store::FaultKind::Sync
-            };
-            self.disks[&id].inject(kind);
-            self.disk_trouble.insert(id);
-        }
-        self.schedule_fault(self.scenario.disk.eio_every_ms, Event::DiskFault);
-    }
-
-    fn disk_full(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        if let Some(id) = self.running_member() {
-            let disk = &self.disks[&id];
-            disk.set_capacity(Some(disk.used_bytes() + 1024));
-            self.disk_trouble.insert(id);
-        }
-        self.schedule_fault(self.scenario.disk.enospc_every_ms, Event::DiskFull);
-    }
-
-    fn pause(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        if let Some(id) = self.running_member() {
-            let until = self.now + Duration::from_millis(self.scenario.pauses.duration_ms);
-            self.paused_until.insert(id, until);
-        }
-        self.schedule_fault(self.scenario.pauses.every_ms, Event::Pause);
-    }
-
-    fn clock_jump(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let Some(id) = self.any_member() else { return };
-        let max = self.scenario.clocks.max_jump_ms as i64 * 1_000_000;
-        let jump = self.faults.gen_range(-max..=max);
-        let clock = self.clocks.get_mut(&id).expect("every member has a clock");
-        clock.offset_ns = (clock.offset_ns as i64 + jump).max(0) as u64;
-        self.schedule_fault(self.scenario.clocks.jump_every_ms, Event::ClockJump);
-    }
-
-    /// Asks the leader to hand leadership to a random other member; the answer is not checked.
-    fn transfer(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let voters: Vec<u64> =
-            self.members.iter().copied().filter(|id| Some(*id) != self.learner).collect();
-        if let Some(leader) = self.leader().filter(|_| voters.len() > 1) {
-            let others: Vec<u64> = voters.into_iter().filter(|id| *id != leader).collect();
-            let target = others[self.faults.gen_range(0..others.len())];
-            self.transfers += 1;
-            let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
-            self.input(leader, Input::Client { id: u64::MAX - self.transfers, request });
-        }
-        self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
-    }
-
     fn transmit(&mut self, from: u64, to: u64, message: raft_proto::eraftpb::Message) {
         let network = self.scenario.network.clone();
         let (drop_rate, duplicate_rate) =
@@ -645,25 +563,6 @@ impl World {
         self.at(think, Event::ClientNext(client));
     }
 
-    fn crash(&mut self, id: u64) {
-        if !self.faults_on {
-            return;
-        }
-        if matches!(self.hosts.get(&id), Some(Some(_))) {
-            self.hosts.insert(id, None);
-            self.syncing.remove(&id);
-            let choices = &mut self.disk_choices;
-            self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
-            self.at(Duration::from_millis(self.scenario.crashes.down_ms), Event::Restart(id));
-        }
-        let next = self
-            .faults
-            .gen_range(self.scenario.crashes.every_ms / 2..=self.scenario.crashes.every_ms * 3 / 2);
-        if let Some(victim) = self.any_member() {
-            self.at(Duration::from_millis(next.max(1)), Event::Crash(victim));
-        }
-    }
-
     fn restart(&mut self, id: u64) {
         if matches!(self.hosts.get(&id), Some(Some(_))) || !self.members.contains(&id) {
             return;
@@ -684,32 +583,6 @@ impl World {
                 self.violations.push(Violation::new("recovery", format!("member {id}: {error}")))
             }
         }
-    }
-
-    /// Isolates a random minority from the rest, both ways or one way.
-    fn partition(&mut self) {
-        if !self.faults_on {
-            return;
-        }
-        let nodes: Vec<u64> = self.members.iter().copied().collect();
-        let size = self.faults.gen_range(1..=(nodes.len() as u64 / 2).max(1));
-        let mut isolated = BTreeSet::new();
-        while (isolated.len() as u64) < size {
-            isolated.insert(nodes[self.faults.gen_range(0..nodes.len())]);
-        }
-        for &inside in &isolated {
-            for &outside in nodes.iter().filter(|n| !isolated.contains(n)) {
-                self.cut.insert((outside, inside));
-                if !self.scenario.partitions.one_way {
-                    self.cut.insert((inside, outside));
-                }
-            }
-        }
-        self.at(Duration::from_millis(self.scenario.partitions.duration_ms), Event::Heal);
-        let every = self.scenario.partitions.every_ms;
-        let next =
-            self.faults.gen_range(every / 2..=every * 3 / 2) + self.scenario.partitions.duration_ms;
-        self.at(Duration::from_millis(next), Event::Partition);
     }
 
     fn end_safety(&mut self) {
