@@ -97,12 +97,20 @@ impl World {
         if !self.faults_on {
             return;
         }
-        if matches!(self.hosts.get(&id), Some(Some(_))) {
-            self.hosts.insert(id, None);
-            self.syncing.remove(&id);
-            let choices = &mut self.disk_choices;
-            self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
-            self.at(Duration::from_millis(self.scenario.crashes.down_ms), Event::Restart(id));
+        match self.hosts.get(&id) {
+            Some(Some(_)) => {
+                self.hosts.insert(id, None);
+                self.syncing.remove(&id);
+                let choices = &mut self.disk_choices;
+                self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
+                self.at(Duration::from_millis(self.scenario.crashes.down_ms), Event::Restart(id));
+            }
+            // Already stopped (a disk fault): the power loss still takes unsynced data with it.
+            Some(None) => {
+                let choices = &mut self.disk_choices;
+                self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
+            }
+            None => {}
         }
         let next = self
             .faults

@@ -52,16 +52,17 @@ enum Event {
     Partition,
     /// The network heals.
     Heal,
-    /// A member's disk finishes an fsync (after its latency).
-    DiskSync(u64),
+    /// A member's disk finishes an fsync (after its latency), for one incarnation of it.
+    DiskSync(u64, u64),
     /// Some member's next disk write or sync fails with EIO.
     DiskFault,
     /// Some member's disk fills up.
     DiskFull,
     /// Some member's process pauses.
     Pause,
-    /// An input that reached a paused member, handled when it resumes.
-    Deferred(u64, Input),
+    /// An input that reached a paused member, handled when it resumes (if the same process is
+    /// still running then: a restart drops what the old process had not handled).
+    Deferred(u64, u64, Input),
     /// Some member's clock jumps.
     ClockJump,
     /// The leader is asked to hand leadership to another member.
@@ -148,6 +149,8 @@ pub struct World {
     removal_requested: BTreeSet<u64>,
     /// Orders client invocations and completions (see `Op::invoke_order`).
     order: u64,
+    /// How many times each member's process was started again.
+    incarnations: BTreeMap<u64, u64>,
 }
 
 impl World {
@@ -190,6 +193,7 @@ impl World {
             admin: BTreeMap::new(),
             removal_requested: BTreeSet::new(),
             order: 0,
+            incarnations: BTreeMap::new(),
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -290,11 +294,15 @@ impl World {
             Event::Restart(id) => self.restart(id),
             Event::Partition => self.partition(),
             Event::Heal => self.cut.clear(),
-            Event::DiskSync(id) => self.disk_sync(id),
+            Event::DiskSync(id, incarnation) => self.disk_sync(id, incarnation),
             Event::DiskFault => self.disk_fault(),
             Event::DiskFull => self.disk_full(),
             Event::Pause => self.pause(),
-            Event::Deferred(id, input) => self.input(id, input),
+            Event::Deferred(id, incarnation, input) => {
+                if self.incarnation(id) == incarnation {
+                    self.input(id, input);
+                }
+            }
             Event::ClockJump => self.clock_jump(),
             Event::Transfer => self.transfer(),
             Event::Churn => self.churn(),
@@ -309,7 +317,8 @@ impl World {
         if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
             if !matches!(input, Input::Tick { .. }) {
                 self.sequence += 1;
-                self.queue.insert((until, self.sequence), Event::Deferred(id, input));
+                let incarnation = self.incarnation(id);
+                self.queue.insert((until, self.sequence), Event::Deferred(id, incarnation, input));
             }
             return;
         }
@@ -328,7 +337,8 @@ impl World {
         if unsynced && self.syncing.insert(id) {
             let disk = &self.scenario.disk;
             let latency = self.faults.gen_range(disk.latency_ms_min..=disk.latency_ms_max);
-            self.at(Duration::from_millis(latency), Event::DiskSync(id));
+            let incarnation = self.incarnation(id);
+            self.at(Duration::from_millis(latency), Event::DiskSync(id, incarnation));
         }
         for output in outputs {
             match output {
@@ -358,12 +368,15 @@ impl World {
         }
     }
 
-    fn disk_sync(&mut self, id: u64) {
+    fn disk_sync(&mut self, id: u64, incarnation: u64) {
+        if self.incarnation(id) != incarnation {
+            return; // Scheduled for a process that has since died.
+        }
         self.syncing.remove(&id);
         if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
             self.syncing.insert(id);
             self.sequence += 1;
-            self.queue.insert((until, self.sequence), Event::DiskSync(id));
+            self.queue.insert((until, self.sequence), Event::DiskSync(id, incarnation));
             return;
         }
         let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
@@ -563,11 +576,17 @@ impl World {
         self.at(think, Event::ClientNext(client));
     }
 
+    /// How many times the member's process was started again.
+    fn incarnation(&self, id: u64) -> u64 {
+        self.incarnations.get(&id).copied().unwrap_or(0)
+    }
+
     fn restart(&mut self, id: u64) {
         if matches!(self.hosts.get(&id), Some(Some(_))) || !self.members.contains(&id) {
             return;
         }
         self.restarts += 1;
+        *self.incarnations.entry(id).or_default() += 1;
         self.syncing.remove(&id);
         self.paused_until.remove(&id);
         self.disk_trouble.remove(&id);
@@ -623,7 +642,7 @@ impl World {
                 message.from,
                 message.term
             ),
-            Event::Deferred(id, _) => format!("deferred input for {id}"),
+            Event::Deferred(id, incarnation, _) => format!("deferred input for {id}.{incarnation}"),
             other => format!("{other:?}"),
         };
         self.trace_hash =
