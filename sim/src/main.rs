@@ -1,8 +1,10 @@
 //! `stead-sim`: run seeded chaos scenarios and replay any seed bit for bit.
 //!
-//! - `stead-sim run <scenario-file> --seeds A..B [--check-determinism]`: one line per failing
-//!   seed (`seed=N`, the failed check, the replay command), then `N passed, M failed`, and the
-//!   simulated seconds per wall-clock second. Exit status 0 only if every seed passed.
+//! - `stead-sim run <scenario-file> --seeds A..B [--jobs N] [--check-determinism]`: one line
+//!   per failing seed (`seed=N`, the failed check, the replay command), then `N passed, M
+//!   failed`, and the simulated seconds per wall-clock second. Exit status 0 only if every seed
+//!   passed. Each seed runs single-threaded and deterministically; `--jobs` only spreads
+//!   independent seeds over worker threads, and results are reported in seed order.
 //! - `stead-sim replay <scenario-file> --seed N [--trace FILE]`: re-runs one seed, optionally
 //!   writing its event trace as JSON lines, and prints `trace-hash: <hex>` and the verdict.
 
@@ -32,6 +34,9 @@ enum Command {
         /// Run each seed twice and fail on any difference in the trace hash.
         #[arg(long)]
         check_determinism: bool,
+        /// Seeds run at once (each on its own thread).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Re-run one seed.
     Replay {
@@ -62,8 +67,8 @@ fn main() -> ExitCode {
     // A panicking seed is reported as a failed seed; keep the default report short.
     std::panic::set_hook(Box::new(|info| eprintln!("stead-sim: panic: {info}")));
     let result = match cli.command {
-        Command::Run { scenario, seeds, check_determinism } => {
-            run(&scenario, &seeds, check_determinism)
+        Command::Run { scenario, seeds, check_determinism, jobs } => {
+            run(&scenario, &seeds, check_determinism, jobs)
         }
         Command::Replay { scenario, seed, trace } => replay(&scenario, seed, trace),
     };
@@ -77,21 +82,53 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(path: &Path, seeds: &str, check_determinism: bool) -> Result<bool, String> {
+/// Runs one seed (twice, comparing trace hashes, with `check_determinism`).
+fn run_one(scenario: &Scenario, seed: u64, check_determinism: bool) -> SeedResult {
+    let mut result = run_seed(scenario, seed, None);
+    if check_determinism {
+        let again = run_seed(scenario, seed, None);
+        if again.trace_hash != result.trace_hash {
+            let detail =
+                format!("trace hash {:08x} then {:08x}", result.trace_hash, again.trace_hash);
+            result.violations.push(stead_sim::check::Violation::new("determinism", detail));
+        }
+    }
+    result
+}
+
+/// Runs the seeds on `jobs` worker threads; returns the results in seed order.
+fn run_all(
+    scenario: &Scenario,
+    seeds: Vec<u64>,
+    check_determinism: bool,
+    jobs: usize,
+) -> Vec<(u64, SeedResult)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(index) else { break };
+                let result = run_one(scenario, seed, check_determinism);
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")
+                    .push((seed, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers are done");
+    results.sort_by_key(|(seed, _)| *seed);
+    results
+}
+
+fn run(path: &Path, seeds: &str, check_determinism: bool, jobs: usize) -> Result<bool, String> {
     let scenario = Scenario::from_file(path)?;
-    let seeds = parse_seeds(seeds)?;
+    let seeds: Vec<u64> = parse_seeds(seeds)?.collect();
     let started = Instant::now();
     let (mut passed, mut failed, mut simulated) = (0u64, 0u64, 0.0f64);
-    for seed in seeds {
-        let mut result = run_seed(&scenario, seed, None);
-        if check_determinism {
-            let again = run_seed(&scenario, seed, None);
-            if again.trace_hash != result.trace_hash {
-                let detail =
-                    format!("trace hash {:08x} then {:08x}", result.trace_hash, again.trace_hash);
-                result.violations.push(stead_sim::check::Violation::new("determinism", detail));
-            }
-        }
+    for (seed, result) in run_all(&scenario, seeds, check_determinism, jobs) {
         simulated += result.simulated_seconds;
         if result.violations.is_empty() {
             passed += 1;
