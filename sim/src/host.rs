@@ -48,7 +48,6 @@ pub struct Host {
     node: Node,
     wal: Wal<MemDisk>,
     snapshots: Snapshotter<MemDisk>,
-    wal_config: WalConfig,
     started_from: Option<u64>,
     /// The highest batch appended but not yet synced.
     unsynced_batch: Option<u64>,
@@ -70,7 +69,6 @@ impl Host {
             node: Node::new(config, now),
             wal,
             snapshots,
-            wal_config,
             started_from: None,
             unsynced_batch: None,
         })
@@ -108,14 +106,7 @@ impl Host {
             entries: recovered.contents.entries,
         };
         let node = Node::restart(config, now, state).map_err(HostError::DataDir)?;
-        Ok(Host {
-            node,
-            wal: recovered.wal,
-            snapshots,
-            wal_config,
-            started_from,
-            unsynced_batch: None,
-        })
+        Ok(Host { node, wal: recovered.wal, snapshots, started_from, unsynced_batch: None })
     }
 
     /// The node.
@@ -132,11 +123,6 @@ impl Host {
     /// How many WAL segments are on disk.
     pub fn wal_segments(&self) -> usize {
         self.wal.segment_paths().len()
-    }
-
-    /// The WAL settings this host runs with.
-    pub fn wal_config(&self) -> WalConfig {
-        self.wal_config
     }
 
     /// Feeds the node an input and executes its outputs: persistence work is appended (see

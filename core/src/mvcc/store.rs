@@ -68,11 +68,6 @@ impl KvStore {
         self.compacted
     }
 
-    /// How many keys exist now (not counting deleted ones).
-    pub fn live_key_count(&self) -> usize {
-        self.keys.values().filter(|history| history.live().is_some()).count()
-    }
-
     /// How many keys have retained history (live or not yet compacted away).
     pub fn indexed_key_count(&self) -> usize {
         self.keys.len()

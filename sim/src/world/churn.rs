@@ -87,8 +87,7 @@ impl World {
                 }
                 Some(id) => (Admin::Promote(id), ClusterRequest::MemberPromote { id }),
                 None if voters.len() as u64 <= self.scenario.nodes => {
-                    self.transfers += 1;
-                    let n = self.transfers;
+                    let n = self.next_admin_number();
                     let peer_urls = vec![format!("http://10.9.{}.{}:2380", n / 250, n % 250 + 1)];
                     (Admin::Add, ClusterRequest::MemberAdd { peer_urls, is_learner: true })
                 }
@@ -98,8 +97,7 @@ impl World {
                     (Admin::Remove(id), ClusterRequest::MemberRemove { id })
                 }
             };
-            self.transfers += 1;
-            let request_id = u64::MAX - self.transfers;
+            let request_id = self.admin_request_id();
             self.admin.insert(request_id, admin);
             self.input(
                 leader,

@@ -86,9 +86,9 @@ impl World {
         if let Some(leader) = self.leader().filter(|_| voters.len() > 1) {
             let others: Vec<u64> = voters.into_iter().filter(|id| *id != leader).collect();
             let target = others[self.faults.gen_range(0..others.len())];
-            self.transfers += 1;
+            let id = self.admin_request_id();
             let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
-            self.input(leader, Input::Client { id: u64::MAX - self.transfers, request });
+            self.input(leader, Input::Client { id, request });
         }
         self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
     }

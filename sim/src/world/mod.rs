@@ -136,7 +136,8 @@ pub struct World {
     paused_until: BTreeMap<u64, Instant>,
     /// Members whose disk was made to fail, so a store error there is expected.
     disk_trouble: BTreeSet<u64>,
-    transfers: u64,
+    /// Numbers the world's own requests (transfers, membership changes) and new members' URLs.
+    admin_requests: u64,
     /// Current members (running or down), removed ones excluded.
     members: BTreeSet<u64>,
     /// Members that joined the running cluster (they restart as joiners).
@@ -186,7 +187,7 @@ impl World {
             syncing: BTreeSet::new(),
             paused_until: BTreeMap::new(),
             disk_trouble: BTreeSet::new(),
-            transfers: 0,
+            admin_requests: 0,
             members: BTreeSet::new(),
             joined: BTreeSet::new(),
             learner: None,
@@ -574,6 +575,18 @@ impl World {
         let client = entry.client;
         let think = Duration::from_millis(self.workload.gen_range(0..=5));
         self.at(think, Event::ClientNext(client));
+    }
+
+    /// The next number of the world's own sequence (request ids, new members' URLs).
+    fn next_admin_number(&mut self) -> u64 {
+        self.admin_requests += 1;
+        self.admin_requests
+    }
+
+    /// A request id for the world's own requests, from the top of the id space, where client
+    /// operations (numbered from 0) never reach.
+    fn admin_request_id(&mut self) -> u64 {
+        u64::MAX - self.next_admin_number()
     }
 
     /// How many times the member's process was started again.
