@@ -6,13 +6,15 @@
 //! iteration order never leaks into outputs (ordered maps only). `tests/sans_io.rs` enforces these
 //! rules on the source. The crate holds the request/response types ([`api`]), the MVCC key space
 //! ([`mvcc`]), the apply pipeline ([`apply`]), and the replicated [`node`] that runs raft
-//! (tikv/raft-rs) behind a sans-IO interface, with its own [`time`] types. Leases, watches and
-//! auth arrive with their issues.
+//! (tikv/raft-rs) behind a sans-IO interface, with its own [`time`] types, the [`lease`]s and the
+//! [`watch`] streams. Auth arrives with its issue.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod apply;
+pub mod lease;
 pub mod mvcc;
 pub mod node;
 pub mod time;
+pub mod watch;

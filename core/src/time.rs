@@ -21,7 +21,7 @@ impl Duration {
 
     /// A duration of `s` seconds.
     pub const fn from_secs(s: u64) -> Duration {
-        Duration(s * 1_000_000_000)
+        Duration(s.saturating_mul(1_000_000_000))
     }
 
     /// A duration of `ns` nanoseconds.
@@ -48,7 +48,7 @@ impl Duration {
 impl Add for Duration {
     type Output = Duration;
     fn add(self, other: Duration) -> Duration {
-        Duration(self.0 + other.0)
+        Duration(self.0.saturating_add(other.0))
     }
 }
 

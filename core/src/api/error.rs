@@ -140,6 +140,34 @@ impl ServerError {
     }
 }
 
+/// An error of a lease request (a missing lease is [`KvError::LeaseNotFound`], as a put with an
+/// unknown lease gets the same answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeaseError {
+    /// A grant named an id that is already granted.
+    Exists,
+    /// A grant asked for a TTL above etcd's maximum (9,000,000,000 s).
+    TtlTooLarge,
+}
+
+impl LeaseError {
+    /// The gRPC status code etcd answers with.
+    pub fn code(self) -> GrpcCode {
+        match self {
+            LeaseError::Exists => GrpcCode::FailedPrecondition,
+            LeaseError::TtlTooLarge => GrpcCode::OutOfRange,
+        }
+    }
+
+    /// The status message etcd puts on the wire.
+    pub fn message(self) -> &'static str {
+        match self {
+            LeaseError::Exists => "etcdserver: lease already exists",
+            LeaseError::TtlTooLarge => "etcdserver: too large lease TTL",
+        }
+    }
+}
+
 /// An error of a membership or leadership request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClusterError {
@@ -206,6 +234,8 @@ pub enum Error {
     Server(ServerError),
     /// From a membership or leadership request.
     Cluster(ClusterError),
+    /// From a lease request.
+    Lease(LeaseError),
 }
 
 impl Error {
@@ -215,6 +245,7 @@ impl Error {
             Error::Kv(error) => error.code(),
             Error::Server(error) => error.code(),
             Error::Cluster(error) => error.code(),
+            Error::Lease(error) => error.code(),
         }
     }
 
@@ -224,6 +255,7 @@ impl Error {
             Error::Kv(error) => error.message(),
             Error::Server(error) => error.message(),
             Error::Cluster(error) => error.message(),
+            Error::Lease(error) => error.message(),
         }
     }
 }
@@ -237,6 +269,12 @@ impl From<KvError> for Error {
 impl From<ClusterError> for Error {
     fn from(error: ClusterError) -> Self {
         Error::Cluster(error)
+    }
+}
+
+impl From<LeaseError> for Error {
+    fn from(error: LeaseError) -> Self {
+        Error::Lease(error)
     }
 }
 
@@ -331,6 +369,19 @@ mod tests {
             (ServerError::NoLeader, 14, "etcdserver: no leader"),
             (ServerError::Stopped, 14, "etcdserver: server stopped"),
             (ServerError::NotSupportedForLearner, 14, "etcdserver: rpc not supported for learner"),
+        ];
+        for (error, code, text) in table {
+            assert_eq!(Error::from(error).code() as u8, code, "{error:?}");
+            assert_eq!(Error::from(error).to_string(), text, "{error:?}");
+        }
+    }
+
+    /// Pins the lease errors against etcd 3.4's `rpctypes/error.go`.
+    #[test]
+    fn lease_codes_and_texts_match_etcd() {
+        let table = [
+            (LeaseError::Exists, 9, "etcdserver: lease already exists"),
+            (LeaseError::TtlTooLarge, 11, "etcdserver: too large lease TTL"),
         ];
         for (error, code, text) in table {
             assert_eq!(Error::from(error).code() as u8, code, "{error:?}");

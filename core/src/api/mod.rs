@@ -8,9 +8,13 @@
 pub mod cluster;
 pub mod error;
 pub mod kv;
+pub mod lease;
 pub mod request;
+pub mod watch;
 
 pub use cluster::{ClusterRequest, ClusterResponse, Member};
-pub use error::{ClusterError, Error, GrpcCode, KvError, ServerError};
+pub use error::{ClusterError, Error, GrpcCode, KvError, LeaseError, ServerError};
 pub use kv::*;
+pub use lease::*;
 pub use request::{Request, Response};
+pub use watch::*;

@@ -2,6 +2,7 @@
 
 use super::cluster::{ClusterRequest, ClusterResponse};
 use super::kv::*;
+use super::lease::*;
 use serde::{Deserialize, Serialize};
 
 /// A client request.
@@ -19,6 +20,18 @@ pub enum Request {
     Compact(CompactionRequest),
     /// Change or list the membership, or move the leader.
     Cluster(ClusterRequest),
+    /// Grant a lease.
+    LeaseGrant(LeaseGrantRequest),
+    /// Revoke a lease and delete its keys.
+    LeaseRevoke(LeaseRevokeRequest),
+    /// Renew a lease (one message of a keep-alive stream).
+    LeaseKeepAlive(LeaseKeepAliveRequest),
+    /// How long a lease has left.
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    /// List the leases.
+    LeaseLeases(LeaseLeasesRequest),
+    /// Record remaining TTLs; the leader proposes these itself, clients cannot.
+    LeaseCheckpoint(LeaseCheckpointRequest),
 }
 
 /// The answer to a [`Request`].
@@ -36,6 +49,18 @@ pub enum Response {
     Compact(CompactionResponse),
     /// Answer to a cluster request.
     Cluster(ClusterResponse),
+    /// Answer to a grant.
+    LeaseGrant(LeaseGrantResponse),
+    /// Answer to a revoke.
+    LeaseRevoke(LeaseRevokeResponse),
+    /// Answer to a keep-alive.
+    LeaseKeepAlive(LeaseKeepAliveResponse),
+    /// Answer to a time-to-live question.
+    LeaseTimeToLive(LeaseTimeToLiveResponse),
+    /// Answer to a lease listing.
+    LeaseLeases(LeaseLeasesResponse),
+    /// Answer to a checkpoint.
+    LeaseCheckpoint(LeaseCheckpointResponse),
 }
 
 impl Response {
@@ -48,6 +73,12 @@ impl Response {
             Response::Txn(r) => &mut r.header,
             Response::Compact(r) => &mut r.header,
             Response::Cluster(r) => &mut r.header,
+            Response::LeaseGrant(r) => &mut r.header,
+            Response::LeaseRevoke(r) => &mut r.header,
+            Response::LeaseKeepAlive(r) => &mut r.header,
+            Response::LeaseTimeToLive(r) => &mut r.header,
+            Response::LeaseLeases(r) => &mut r.header,
+            Response::LeaseCheckpoint(r) => &mut r.header,
         }
     }
 }

@@ -7,14 +7,23 @@
 //! A committed entry that does not decode is skipped by every member alike, so members never
 //! diverge, and it is reported. A request whose entry was committed twice takes effect once
 //! ([`dedup`]).
+//!
+//! Leases live here too: grants, revokes, checkpoints and log-borne renewals are applied to the
+//! [`Lessor`], and every event a write produces moves keys between leases and is kept for the
+//! node to hand to its watchers ([`StateMachine::take_events`]). The few lease decisions that
+//! depend on time (a primary's expiry) use the `now` the node passes in.
 
 pub mod dedup;
 pub mod membership;
 
 use crate::api::{
-    ClusterError, ClusterRequest, ClusterResponse, Error, KvError, Member, Request, Response,
+    ClusterError, ClusterRequest, ClusterResponse, Error, Event, KvError, LeaseCheckpoint,
+    LeaseCheckpointResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, Request, ResponseHeader, Response,
 };
+use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::{validate, KvStore};
+use crate::time::{Duration, Instant};
 use membership::{ConfChangeContext, MemberChange, Membership};
 use serde::{Deserialize, Serialize};
 
@@ -52,7 +61,7 @@ impl InternalRequest {
 }
 
 /// The format version of state-machine snapshots.
-const SNAPSHOT_FORMAT: u32 = 1;
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A state-machine snapshot as plain data.
 #[derive(Serialize, Deserialize)]
@@ -63,6 +72,23 @@ struct SnapshotData {
     membership: Membership,
     log_digest: u32,
     requests: dedup::AppliedRequests,
+    leases: Vec<LeaseRecord>,
+}
+
+/// How the lessor is set up: these are configuration, not replicated state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// The smallest TTL a lease gets, in seconds.
+    pub min_ttl: i64,
+    /// How often the leader checkpoints remaining TTLs; `None`: never (etcd's default).
+    pub checkpoint_interval: Option<Duration>,
+}
+
+impl Default for LeaseSettings {
+    /// etcd's defaults: a 2 s minimum (from a 1 s election timeout), no checkpoints.
+    fn default() -> Self {
+        LeaseSettings { min_ttl: 2, checkpoint_interval: None }
+    }
 }
 
 /// The replicated state: the key space, the membership and the index of the last applied entry.
@@ -75,6 +101,9 @@ pub struct StateMachine {
     log_digest: u32,
     /// Which client requests took effect, so a repeated entry does not take effect twice.
     requests: dedup::AppliedRequests,
+    lessor: Lessor,
+    /// Events applied since the node last took them.
+    events: Vec<Event>,
 }
 
 /// The outcome of applying a membership conf change.
@@ -89,14 +118,31 @@ pub struct MemberChangeApplied {
 
 impl StateMachine {
     /// A state machine that has applied nothing, for a cluster of `members`.
-    pub fn new(members: Vec<Member>) -> Self {
+    pub fn new(members: Vec<Member>, settings: LeaseSettings) -> Self {
         StateMachine {
             kv: KvStore::new(),
             membership: Membership::new(members),
             applied: 0,
             log_digest: 0,
             requests: dedup::AppliedRequests::default(),
+            lessor: Lessor::new(settings.min_ttl, settings.checkpoint_interval),
+            events: Vec::new(),
         }
+    }
+
+    /// The leases.
+    pub fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    /// The leases, for the leader's expiry work and renewals (which are not replicated).
+    pub fn lessor_mut(&mut self) -> &mut Lessor {
+        &mut self.lessor
+    }
+
+    /// The events applied since the last call, in revision order.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     /// The digest of every entry applied so far: equal on members that applied the same log.
@@ -180,25 +226,34 @@ impl StateMachine {
             membership: self.membership.clone(),
             log_digest: self.log_digest,
             requests: self.requests.clone(),
+            leases: self.lessor.to_records(),
         };
         postcard::to_allocvec(&data).expect("snapshots always encode")
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`] bytes, or says why they are not a
-    /// valid state.
-    pub fn restore(bytes: &[u8]) -> Result<StateMachine, String> {
+    /// valid state. The lessor comes back as a follower's: a leader promotes it again.
+    pub fn restore(bytes: &[u8], settings: LeaseSettings) -> Result<StateMachine, String> {
         let data: SnapshotData =
             postcard::from_bytes(bytes).map_err(|e| format!("snapshot does not decode: {e}"))?;
         if data.format != SNAPSHOT_FORMAT {
             return Err(format!("unknown snapshot format {}", data.format));
         }
         let kv = KvStore::from_snapshot(data.kv)?;
+        let lessor = Lessor::from_records(
+            settings.min_ttl,
+            settings.checkpoint_interval,
+            data.leases,
+            kv.leased_keys(),
+        )?;
         Ok(StateMachine {
             kv,
             membership: data.membership,
             applied: data.applied,
             log_digest: data.log_digest,
             requests: data.requests,
+            lessor,
+            events: Vec::new(),
         })
     }
 
@@ -225,12 +280,13 @@ impl StateMachine {
         }
     }
 
-    /// Applies the normal entry at `index`. Returns its header and result, or `None` if it was
-    /// applied before or carries nothing.
+    /// Applies the normal entry at `index` at time `now`. Returns its header and result, or
+    /// `None` if it was applied before or carries nothing.
     pub fn apply(
         &mut self,
         index: u64,
         data: &[u8],
+        now: Instant,
     ) -> Option<(RequestHeader, Result<Response, Error>)> {
         if index <= self.applied {
             return None;
@@ -250,18 +306,47 @@ impl StateMachine {
             tracing::debug!(index, header = ?request.header, "apply: skipping a repeated request");
             return None;
         }
-        Some((request.header, self.execute(&request.request)))
+        let before = self.kv.current_revision();
+        let result = self.execute(&request.request, now);
+        let after = self.kv.current_revision();
+        if after > before {
+            let events = self.kv.events_at(after);
+            self.lessor.observe(&events);
+            self.events.extend(events);
+        }
+        Some((request.header, result))
     }
 
-    /// Runs a request against the key space. There is no lessor yet, so every lease id other
-    /// than 0 is unknown.
-    fn execute(&mut self, request: &Request) -> Result<Response, Error> {
-        let no_leases = |_| false;
+    /// Runs a request against the key space and the leases.
+    fn execute(&mut self, request: &Request, now: Instant) -> Result<Response, Error> {
+        let lessor = &self.lessor;
+        let exists = |id| lessor.exists(id);
+        let current = |kv: &KvStore| ResponseHeader::at(kv.current_revision());
         Ok(match request {
             Request::Range(range) => Response::Range(self.kv.range(range)?),
-            Request::Put(put) => Response::Put(self.kv.put(put, no_leases)?),
+            Request::Put(put) => Response::Put(self.kv.put(put, exists)?),
             Request::DeleteRange(delete) => Response::DeleteRange(self.kv.delete_range(delete)),
-            Request::Txn(txn) => Response::Txn(self.kv.txn(txn, no_leases)?),
+            Request::Txn(txn) => Response::Txn(self.kv.txn(txn, exists)?),
+            Request::LeaseGrant(grant) => {
+                let ttl = self.lessor.grant(grant.id, grant.ttl, now)?;
+                let header = current(&self.kv);
+                Response::LeaseGrant(LeaseGrantResponse { header, id: grant.id, ttl })
+            }
+            Request::LeaseRevoke(revoke) => {
+                let keys = self.lessor.revoke(revoke.id)?;
+                let revision = self.kv.delete_keys(&keys);
+                Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) })
+            }
+            Request::LeaseCheckpoint(checkpoint) => {
+                self.lessor.checkpoint(&checkpoint.checkpoints, now);
+                Response::LeaseCheckpoint(LeaseCheckpointResponse { header: current(&self.kv) })
+            }
+            Request::LeaseKeepAlive(keep_alive) => {
+                Response::LeaseKeepAlive(self.renew_from_log(keep_alive.id, now))
+            }
+            Request::LeaseTimeToLive(_) | Request::LeaseLeases(_) => {
+                self.serve_lease_read(request, now)?
+            }
             Request::Compact(compact) => Response::Compact(self.kv.compact(compact.revision)?),
             Request::Cluster(ClusterRequest::MemberUpdate { id, peer_urls }) => {
                 let change = MemberChange::Update { id: *id, peer_urls: peer_urls.clone() };
@@ -273,6 +358,50 @@ impl StateMachine {
             Request::Cluster(_) => return Err(ClusterError::MemberNotFound.into()),
         })
     }
+
+    /// A renewal that travels through the log because the lease had a checkpointed remaining
+    /// TTL: the checkpoint is cleared on every member, and a primary renews from `now`. A lease
+    /// that is gone, or expired on the primary (its revoke is under way), answers TTL 0.
+    fn renew_from_log(&mut self, id: crate::api::LeaseId, now: Instant) -> LeaseKeepAliveResponse {
+        self.lessor.checkpoint(&[LeaseCheckpoint { id, remaining_ttl: 0 }], now);
+        let ttl = match self.lessor.get(id) {
+            None => 0,
+            Some(lease) if !self.lessor.is_primary() => lease.ttl,
+            Some(_) => self.lessor.renew(id, now).unwrap_or(0),
+        };
+        let header = ResponseHeader::at(self.kv.current_revision());
+        LeaseKeepAliveResponse { header, id, ttl }
+    }
+
+    /// Serves TimeToLive and Leases from the local lessor. TimeToLive is only meaningful on the
+    /// primary (a follower's leases have no expiry); a missing lease answers TTL -1, as etcd.
+    pub fn serve_lease_read(&self, request: &Request, now: Instant) -> Result<Response, Error> {
+        let header = ResponseHeader::at(self.kv.current_revision());
+        Ok(match request {
+            Request::LeaseTimeToLive(question) => {
+                let id = question.id;
+                let answer = match (self.lessor.get(id), self.lessor.remaining_secs(id, now)) {
+                    (Some(lease), Some(remaining)) => LeaseTimeToLiveResponse {
+                        header,
+                        id,
+                        ttl: remaining.unwrap_or(lease.ttl),
+                        granted_ttl: lease.ttl,
+                        keys: if question.keys {
+                            lease.keys.iter().cloned().collect()
+                        } else {
+                            Vec::new()
+                        },
+                    },
+                    _ => LeaseTimeToLiveResponse { header, id, ttl: -1, ..Default::default() },
+                };
+                Response::LeaseTimeToLive(answer)
+            }
+            Request::LeaseLeases(_) => {
+                Response::LeaseLeases(LeaseLeasesResponse { header, leases: self.lessor.ids() })
+            }
+            _ => return Err(KvError::KeyNotFound.into()),
+        })
+    }
 }
 
 /// Checks a request as etcd's gRPC layer does, before it is proposed or served.
@@ -282,14 +411,14 @@ pub fn validate(request: &Request, max_txn_ops: usize) -> Result<(), KvError> {
         Request::Put(put) => validate::check_put(put),
         Request::DeleteRange(delete) => validate::check_delete_range(delete),
         Request::Txn(txn) => validate::check_txn(txn, max_txn_ops),
-        Request::Compact(_) | Request::Cluster(_) => Ok(()),
+        _ => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::PutRequest;
+    use crate::api::{LeaseGrantRequest, LeaseRevokeRequest, PutRequest};
 
     fn put_entry(sequence: u64, key: &str) -> Vec<u8> {
         let header = RequestHeader { proposer: 1, boot: 7, sequence };
@@ -299,61 +428,95 @@ mod tests {
 
     #[test]
     fn entries_apply_once_in_order() {
-        let mut machine = StateMachine::new(Vec::new());
-        let (header, result) = machine.apply(3, &put_entry(1, "a")).unwrap();
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        let (header, result) = machine.apply(3, &put_entry(1, "a"), Instant::ZERO).unwrap();
         assert_eq!((header.sequence, machine.applied()), (1, 3));
         assert!(matches!(result, Ok(Response::Put(_))));
-        assert!(machine.apply(3, &put_entry(1, "a")).is_none(), "replayed entries are skipped");
-        assert!(machine.apply(2, &put_entry(2, "b")).is_none());
+        assert!(machine.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(), "replayed entries are skipped");
+        assert!(machine.apply(2, &put_entry(2, "b"), Instant::ZERO).is_none());
         assert_eq!(machine.kv().current_revision(), 2, "one write applied");
         machine.skip(4);
-        assert!(machine.apply(5, b"").is_none());
+        assert!(machine.apply(5, b"", Instant::ZERO).is_none());
         assert_eq!(machine.applied(), 5);
     }
 
     #[test]
     fn a_snapshot_restores_the_same_state() {
-        let mut machine = StateMachine::new(Vec::new());
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         for (index, key) in ["a", "b", "a"].iter().enumerate() {
-            machine.apply(index as u64 + 1, &put_entry(index as u64, key));
+            machine.apply(index as u64 + 1, &put_entry(index as u64, key), Instant::ZERO);
         }
-        let restored = StateMachine::restore(&machine.snapshot()).unwrap();
+        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
         assert_eq!((restored.applied(), restored.kv().hash()), (3, machine.kv().hash()));
-        assert!(StateMachine::restore(b"garbage").is_err());
+        assert!(StateMachine::restore(b"garbage", LeaseSettings::default()).is_err());
         let mut truncated = machine.snapshot();
         truncated.truncate(truncated.len() / 2);
-        assert!(StateMachine::restore(&truncated).is_err());
+        assert!(StateMachine::restore(&truncated, LeaseSettings::default()).is_err());
     }
 
     /// Found by the simulator: a duplicated forwarded proposal commits twice; it must apply once.
     #[test]
     fn a_request_committed_twice_takes_effect_once() {
-        let mut machine = StateMachine::new(Vec::new());
-        assert!(machine.apply(1, &put_entry(1, "a")).is_some());
-        assert!(machine.apply(2, &put_entry(1, "a")).is_none(), "the repeat is skipped");
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        assert!(machine.apply(1, &put_entry(1, "a"), Instant::ZERO).is_some());
+        assert!(machine.apply(2, &put_entry(1, "a"), Instant::ZERO).is_none(), "the repeat is skipped");
         assert_eq!((machine.applied(), machine.kv().current_revision()), (2, 2));
-        let restored = StateMachine::restore(&machine.snapshot()).unwrap();
+        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
         let mut restored = restored;
         assert!(
-            restored.apply(3, &put_entry(1, "a")).is_none(),
+            restored.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(),
             "snapshots remember applied requests"
         );
     }
 
     #[test]
     fn an_undecodable_entry_is_skipped_but_counted() {
-        let mut machine = StateMachine::new(Vec::new());
-        assert!(machine.apply(1, b"\xff\xff\xff").is_none());
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        assert!(machine.apply(1, b"\xff\xff\xff", Instant::ZERO).is_none());
         assert_eq!((machine.applied(), machine.kv().current_revision()), (1, 1));
     }
 
+    fn entry(sequence: u64, request: Request) -> Vec<u8> {
+        InternalRequest { header: RequestHeader { proposer: 1, boot: 1, sequence }, request }
+            .encode()
+    }
+
     #[test]
-    fn leases_are_unknown_until_there_is_a_lessor() {
-        let mut machine = StateMachine::new(Vec::new());
-        let header = RequestHeader { proposer: 1, boot: 1, sequence: 1 };
+    fn a_put_on_an_unknown_lease_fails() {
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         let put = PutRequest { key: b"k".to_vec(), lease: 5, ..PutRequest::default() };
-        let data = InternalRequest { header, request: Request::Put(put) }.encode();
-        let (_, result) = machine.apply(1, &data).unwrap();
+        let (_, result) = machine.apply(1, &entry(1, Request::Put(put)), Instant::ZERO).unwrap();
         assert_eq!(result, Err(Error::Kv(KvError::LeaseNotFound)));
+    }
+
+    #[test]
+    fn revoke_deletes_the_attached_keys_in_one_revision() {
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        let now = Instant::ZERO;
+        let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 1, id: 9 });
+        let (_, granted) = machine.apply(1, &entry(1, grant), now).unwrap();
+        let Ok(Response::LeaseGrant(granted)) = granted else { panic!("{granted:?}") };
+        assert_eq!((granted.id, granted.ttl), (9, 2), "raised to the minimum TTL");
+        for (sequence, key) in [(2, "b"), (3, "a"), (4, "plain")] {
+            let lease = if key == "plain" { 0 } else { 9 };
+            let put = PutRequest { key: key.into(), lease, ..PutRequest::default() };
+            let (_, put) = machine.apply(sequence + 1, &entry(sequence, Request::Put(put)), now).unwrap();
+            assert!(put.is_ok());
+        }
+        assert_eq!(machine.take_events().len(), 3, "every write's events are kept");
+        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default());
+        let mut restored = restored.unwrap();
+        assert_eq!(restored.lessor().get(9).unwrap().keys.len(), 2, "attachments rebuilt");
+        let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
+        let (_, revoked) = restored.apply(6, &entry(6, revoke), now).unwrap();
+        let Ok(Response::LeaseRevoke(revoked)) = revoked else { panic!("{revoked:?}") };
+        assert_eq!(revoked.header.revision, 5, "both keys go in one revision");
+        let events = restored.take_events();
+        let keys: Vec<&[u8]> = events.iter().map(|e| &e.kv.key[..]).collect();
+        assert_eq!(keys, [&b"a"[..], b"b"], "deleted in key order");
+        assert!(restored.kv().get_live(b"plain").is_some());
+        let again = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
+        let (_, again) = restored.apply(7, &entry(7, again), now).unwrap();
+        assert_eq!(again, Err(Error::Kv(KvError::LeaseNotFound)));
     }
 }

@@ -169,12 +169,46 @@ impl KvStore {
     /// previous version of each key. Fails with [`KvError::Compacted`] when `start` is at or
     /// below the compacted revision (that history is incomplete); a future `start` gives none.
     pub fn events_since(&self, start: i64) -> Result<Vec<Event>, KvError> {
+        self.events_between(start, i64::MAX)
+    }
+
+    /// Like [`KvStore::events_since`], but only events with a main revision below `end`.
+    pub fn events_between(&self, start: i64, end: i64) -> Result<Vec<Event>, KvError> {
         if start <= self.compacted {
             return Err(KvError::Compacted);
         }
         let first = self.changes.partition_point(|(rev, _)| rev.main < start);
-        let events = self.changes.range(first..).map(|(rev, key)| self.event(*rev, key));
-        Ok(events.collect())
+        let changes = self.changes.range(first..).take_while(|(rev, _)| rev.main < end);
+        Ok(changes.map(|(rev, key)| self.event(*rev, key)).collect())
+    }
+
+    /// The events of main revision `revision` only (a write's changes, in sub-revision order);
+    /// none when it is compacted or no write produced it.
+    pub fn events_at(&self, revision: i64) -> Vec<Event> {
+        if revision <= self.compacted {
+            return Vec::new();
+        }
+        let first = self.changes.partition_point(|(rev, _)| rev.main < revision);
+        let changes = self.changes.range(first..).take_while(|(rev, _)| rev.main == revision);
+        changes.map(|(rev, key)| self.event(*rev, key)).collect()
+    }
+
+    /// Every live key attached to a lease, with its lease, in key order.
+    pub fn leased_keys(&self) -> impl Iterator<Item = (Vec<u8>, LeaseId)> + '_ {
+        self.keys.iter().filter_map(|(key, history)| {
+            let lease = history.live()?.put()?.lease;
+            (lease != crate::api::NO_LEASE).then(|| (key.to_vec(), lease))
+        })
+    }
+
+    /// Deletes `keys` (those that are live) in one write, as a lease revoke does; returns the
+    /// revision after it.
+    pub fn delete_keys(&mut self, keys: &[Vec<u8>]) -> i64 {
+        let mut txn = self.write();
+        for key in keys {
+            txn.delete_range(KeyRange::new(key, &[]));
+        }
+        txn.finish()
     }
 
     /// The event at `rev` on `key`; both are known to be in the history.

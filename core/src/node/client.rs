@@ -13,10 +13,11 @@
 //! after a retry interval is started again with a new context (never reusing an index). A leader
 //! change answers the reads of the round in flight with `leader changed`, as etcd does.
 //! Serializable reads are served locally at once. Everything times out after etcd's request
-//! timeout.
+//! timeout. Lease KeepAlive and TimeToLive ride the same rounds on the leader (see `lease.rs`);
+//! a lease listing is served locally.
 
 use super::{ClientId, Node};
-use crate::api::{Error, Request, RequestOp, Response, ServerError, TxnRequest};
+use crate::api::{ClusterError, Error, Request, RequestOp, Response, ServerError, TxnRequest};
 use crate::apply::{self, InternalRequest, RequestHeader};
 use crate::time::Instant;
 use raft::ReadState;
@@ -37,7 +38,8 @@ pub(super) enum ProposalKind {
 
 /// A write waiting to be applied.
 pub(super) struct Proposal {
-    client: ClientId,
+    /// The client to answer; `None` for the node's own proposals (lease revokes, checkpoints).
+    client: Option<ClientId>,
     deadline: Instant,
     data: Vec<u8>,
     kind: ProposalKind,
@@ -47,7 +49,7 @@ pub(super) struct Proposal {
 impl Proposal {
     /// A proposal not yet handed to raft.
     pub(super) fn new(
-        client: ClientId,
+        client: Option<ClientId>,
         deadline: Instant,
         data: Vec<u8>,
         kind: ProposalKind,
@@ -97,7 +99,7 @@ impl Requests {
 
     /// The client waiting for the proposal `sequence`, which was just applied.
     pub(super) fn proposal_applied(&mut self, sequence: u64) -> Option<ClientId> {
-        self.proposals.remove(&sequence).map(|proposal| proposal.client)
+        self.proposals.remove(&sequence).and_then(|proposal| proposal.client)
     }
 
     /// A ReadIndex round came back: its reads may be served once `index` is applied.
@@ -146,10 +148,21 @@ impl Node {
         }
         let request = match request {
             Request::Cluster(cluster) => return self.cluster_request(client, cluster),
+            Request::LeaseLeases(_) => {
+                let result = self.machine.serve_lease_read(&request, self.now);
+                return self.respond(client, result);
+            }
+            Request::LeaseKeepAlive(_) | Request::LeaseTimeToLive(_) if !self.is_leader() => {
+                return self.respond(client, Err(ClusterError::NotLeader.into()));
+            }
+            Request::LeaseGrant(mut grant) if grant.id == 0 => {
+                grant.id = self.choose_lease_id();
+                Request::LeaseGrant(grant)
+            }
             other => other,
         };
         let is_read = match &request {
-            Request::Range(_) => true,
+            Request::Range(_) | Request::LeaseKeepAlive(_) | Request::LeaseTimeToLive(_) => true,
             Request::Txn(txn) => is_read_only(txn),
             _ => false,
         };
@@ -162,22 +175,23 @@ impl Node {
             self.requests.waiting_reads.push(WaitingRead { client, request, deadline });
             return self.start_read_round();
         }
-        self.propose_write(client, request);
+        self.propose_write(Some(client), request);
     }
 
-    /// Admits and proposes a write as a normal entry.
-    pub(super) fn propose_write(&mut self, client: ClientId, request: Request) {
+    /// Admits and proposes a write as a normal entry; the client (if any) is answered when it
+    /// is applied.
+    pub(super) fn propose_write(&mut self, client: Option<ClientId>, request: Request) {
         let deadline = self.now + self.config.request_timeout();
         if self.raw.raft.raft_log.committed.saturating_sub(self.machine.applied())
             > UNAPPLIED_ENTRIES_MAX
         {
-            return self.respond(client, Err(ServerError::TooManyRequests.into()));
+            return self.respond_to(client, Err(ServerError::TooManyRequests.into()));
         }
         let sequence = self.requests.next_sequence();
         let header = RequestHeader { proposer: self.config.id, boot: self.boot, sequence };
         let data = InternalRequest { header, request }.encode();
         if data.len() > self.config.max_request_bytes {
-            return self.respond(client, Err(ServerError::RequestTooLarge.into()));
+            return self.respond_to(client, Err(ServerError::RequestTooLarge.into()));
         }
         self.requests.insert(sequence, Proposal::new(client, deadline, data, ProposalKind::Entry));
         self.propose(sequence);
@@ -253,7 +267,9 @@ impl Node {
             .collect();
         for sequence in expired {
             let proposal = self.requests.proposals.remove(&sequence).expect("listed");
-            self.respond(proposal.client, Err(ServerError::Timeout.into()));
+            if let Some(client) = proposal.client {
+                self.respond(client, Err(ServerError::Timeout.into()));
+            }
         }
         let mut timed_out = Vec::new();
         self.requests.waiting_reads.retain(|read| {
@@ -289,18 +305,33 @@ impl Node {
             .partition(|(index, _)| *index <= applied);
         self.requests.confirmed = waiting;
         for read in ready.into_iter().flat_map(|(_, reads)| reads) {
-            let result = self.serve_read(&read.request);
-            self.respond(read.client, result);
+            match &read.request {
+                Request::LeaseKeepAlive(keep_alive) => {
+                    self.keep_alive(read.client, keep_alive.id, read.deadline)
+                }
+                Request::LeaseTimeToLive(_) if !self.is_leader() => {
+                    self.respond(read.client, Err(ClusterError::NotLeader.into()))
+                }
+                Request::LeaseTimeToLive(_) => {
+                    let result = self.machine.serve_lease_read(&read.request, self.now);
+                    self.respond(read.client, result)
+                }
+                _ => {
+                    let result = self.serve_read(&read.request);
+                    self.respond(read.client, result);
+                }
+            }
         }
         self.start_read_round();
     }
 
     /// Serves a read from the local state machine.
     fn serve_read(&mut self, request: &Request) -> Result<Response, Error> {
-        let no_leases = |_| false;
+        // A read-only transaction attaches nothing, so lease existence is never asked.
+        let no_puts = |_| true;
         match request {
             Request::Range(range) => Ok(Response::Range(self.machine.kv().range(range)?)),
-            Request::Txn(txn) => Ok(Response::Txn(self.machine.kv_mut().txn(txn, no_leases)?)),
+            Request::Txn(txn) => Ok(Response::Txn(self.machine.kv_mut().txn(txn, no_puts)?)),
             _ => unreachable!("only reads are served locally"),
         }
     }

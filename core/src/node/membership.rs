@@ -68,7 +68,7 @@ impl Node {
                 });
                 return match checked {
                     Ok(()) => self.propose_write(
-                        client,
+                        Some(client),
                         Request::Cluster(ClusterRequest::MemberUpdate { id, peer_urls }),
                     ),
                     Err(error) => self.respond(client, Err(error.into())),
@@ -136,7 +136,7 @@ impl Node {
         let context = ConfChangeContext { header, change }.encode();
         let deadline = self.now + self.config.request_timeout();
         let kind = ProposalKind::ConfChange(conf_change);
-        self.requests.insert(sequence, Proposal::new(client, deadline, context, kind));
+        self.requests.insert(sequence, Proposal::new(Some(client), deadline, context, kind));
         self.propose(sequence);
     }
 

@@ -13,17 +13,22 @@
 //! - [`Output::Respond`] answers a client request. Writes are answered once applied, which
 //!   implies committed on a quorum and persisted here. Linearizable reads are answered after a
 //!   ReadIndex round confirms leadership and the state machine has applied up to that index.
+//! - [`Output::Watch`] carries a response for a watch stream; the driver reports delivered event
+//!   responses with [`Input::WatchSent`], which is the streams' flow control.
 //!
 //! All randomness comes from the seeded ChaCha RNG in the config: raft-rs's own election-timeout
 //! draw (from `thread_rng`) is overridden whenever raft resets it, so a seed replays bit for bit.
 
 mod client;
+mod lease;
 mod membership;
 mod ready;
 mod storage;
+mod watch;
 
-use crate::api::{Error, Member, Request, Response};
-use crate::apply::StateMachine;
+use crate::api::{Error, Member, Request, Response, WatchRequest, WatchResponse};
+use crate::apply::{LeaseSettings, StateMachine};
+use crate::watch::{StreamId, WatchHub, WatchSettings};
 use crate::mvcc::KvStore;
 use crate::time::{Duration, Instant};
 use raft::prelude::{Entry, HardState, Message, Snapshot};
@@ -63,6 +68,13 @@ pub struct NodeConfig {
     pub snapshot_count: u64,
     /// Entries kept in the raft log behind a snapshot for slow followers (etcd: 5000).
     pub snapshot_catch_up_entries: u64,
+    /// `--experimental-lease-checkpoint-interval` when checkpoints are enabled
+    /// (`--experimental-enable-lease-checkpoint`); `None`: off, etcd's default.
+    pub lease_checkpoint_interval: Option<Duration>,
+    /// `--experimental-watch-progress-notify-interval` (etcd: 10 min).
+    pub watch_progress_interval: Duration,
+    /// Event responses a watch stream may have outstanding before its watchers wait (etcd: 128).
+    pub watch_stream_capacity: usize,
     /// The seed of every random choice this node makes.
     pub seed: u64,
 }
@@ -99,6 +111,9 @@ impl NodeConfig {
             max_txn_ops: crate::mvcc::validate::DEFAULT_MAX_TXN_OPS,
             snapshot_count: 100_000,
             snapshot_catch_up_entries: 5000,
+            lease_checkpoint_interval: None,
+            watch_progress_interval: Duration::from_secs(600),
+            watch_stream_capacity: 128,
             seed,
         }
     }
@@ -107,6 +122,22 @@ impl NodeConfig {
     fn election_ticks(&self) -> usize {
         let ticks = self.election_timeout.as_nanos() / self.heartbeat_interval.as_nanos().max(1);
         (ticks as usize).max(2)
+    }
+
+    /// The lessor's settings: etcd's minimum TTL from the election timeout, and checkpoints.
+    pub fn lease_settings(&self) -> LeaseSettings {
+        let min_ttl =
+            crate::lease::min_ttl(self.election_ticks() as u64, self.heartbeat_interval);
+        LeaseSettings { min_ttl, checkpoint_interval: self.lease_checkpoint_interval }
+    }
+
+    /// The watch hub's settings.
+    pub fn watch_settings(&self) -> WatchSettings {
+        WatchSettings {
+            max_request_bytes: self.max_request_bytes,
+            progress_interval: self.watch_progress_interval,
+            stream_capacity: self.watch_stream_capacity,
+        }
     }
 
     /// etcd's request timeout: 5 s plus two election timeouts.
@@ -136,6 +167,25 @@ pub enum Input {
     Persisted {
         /// The highest durable batch.
         batch: u64,
+    },
+    /// A client's message on a watch stream (the stream opens with its first message).
+    Watch {
+        /// The driver's id for the stream.
+        stream: StreamId,
+        /// The message.
+        request: WatchRequest,
+    },
+    /// The driver delivered `count` event responses of a watch stream.
+    WatchSent {
+        /// The stream.
+        stream: StreamId,
+        /// How many event responses went out.
+        count: usize,
+    },
+    /// The client closed a watch stream.
+    WatchClosed {
+        /// The stream.
+        stream: StreamId,
     },
 }
 
@@ -173,6 +223,21 @@ pub enum Output {
         /// The answer.
         result: Result<Response, Error>,
     },
+    /// Send a response on a watch stream. Event responses count against the stream's room
+    /// until reported with [`Input::WatchSent`].
+    Watch {
+        /// The stream.
+        stream: StreamId,
+        /// The response.
+        response: WatchResponse,
+    },
+    /// End a watch stream with an error (a learner or a removed member serves none).
+    WatchEnded {
+        /// The stream.
+        stream: StreamId,
+        /// Why.
+        error: Error,
+    },
 }
 
 /// What a member persisted, as recovery hands it back.
@@ -207,6 +272,13 @@ pub struct Node {
     /// Set once this member's own removal is applied: it takes no further part.
     removed: bool,
     requests: client::Requests,
+    hub: WatchHub,
+    /// Renewals of expired leases waiting for the revoke.
+    held_renewals: Vec<lease::HeldRenewal>,
+    /// When the leader next looks for expired leases and due checkpoints.
+    next_lease_check: Instant,
+    /// Counts up to make lease ids; starts at a seeded random value.
+    lease_counter: u64,
 }
 
 impl Node {
@@ -243,14 +315,14 @@ impl Node {
         );
         let (log, machine) = match &recovered.snapshot {
             Some(snapshot) => {
-                let machine = StateMachine::restore(&snapshot.data)?;
+                let machine = StateMachine::restore(&snapshot.data, config.lease_settings())?;
                 let log = MemStorage::new();
                 log.wl().apply_snapshot(snapshot.clone()).map_err(|e| e.to_string())?;
                 (log, machine)
             }
             // Membership and raft's configuration come from the log (bootstrap entries) or a
             // leader, never from the configuration.
-            None => (MemStorage::new(), StateMachine::new(Vec::new())),
+            None => (MemStorage::new(), StateMachine::new(Vec::new(), config.lease_settings())),
         };
         {
             let mut core = log.wl();
@@ -277,6 +349,8 @@ impl Node {
         let raw = RawNode::new(&raft_config, storage, &logger).map_err(|e| e.to_string())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let boot = rng.gen();
+        let lease_counter = rng.gen::<u64>() & 0xffff_ffff;
+        let hub = WatchHub::new(config.watch_settings(), machine.kv().current_revision(), now);
         let mut node = Node {
             config,
             raw,
@@ -292,6 +366,10 @@ impl Node {
             transfers: Vec::new(),
             removed: false,
             requests: client::Requests::default(),
+            hub,
+            held_renewals: Vec::new(),
+            next_lease_check: now,
+            lease_counter,
         };
         node.redraw_election_timeout();
         Ok(node)
@@ -301,8 +379,11 @@ impl Node {
     pub fn handle(&mut self, input: Input) {
         if self.removed {
             // A removed member stops, as etcd's does; clients hear that it stopped.
-            if let Input::Client { id, .. } = input {
-                self.respond(id, Err(crate::api::ServerError::Stopped.into()));
+            let stopped = crate::api::ServerError::Stopped.into();
+            match input {
+                Input::Client { id, .. } => self.respond(id, Err(stopped)),
+                Input::Watch { stream, .. } => self.end_watch_stream(stream, stopped),
+                _ => {}
             }
             return;
         }
@@ -315,6 +396,9 @@ impl Node {
             }
             Input::Client { id, request } => self.client_request(id, request),
             Input::Persisted { batch } => self.persisted(batch),
+            Input::Watch { stream, request } => self.watch_request(stream, request),
+            Input::WatchSent { stream, count } => self.hub.sent(stream, count),
+            Input::WatchClosed { stream } => self.hub.close(stream),
         }
         self.after_raft_call();
     }
@@ -387,6 +471,11 @@ impl Node {
         self.machine.kv()
     }
 
+    /// The leases as applied so far.
+    pub fn lessor(&self) -> &crate::lease::Lessor {
+        self.machine.lessor()
+    }
+
     /// Advances raft's logical clock by the heartbeat intervals that passed. A clock jump far
     /// ahead counts as at most two election timeouts, so one call stays bounded.
     fn tick(&mut self, now: Instant) {
@@ -404,6 +493,9 @@ impl Node {
             self.last_tick = self.now;
         }
         self.expire_requests();
+        self.settle_held_renewals();
+        self.lease_work();
+        self.hub.tick(self.now);
         self.retry_requests();
         self.retry_stuck_snapshots();
         self.expire_transfers();
@@ -420,6 +512,7 @@ impl Node {
                 self.requests.leader_changed();
                 self.finish_transfers();
             }
+            self.maybe_demote_lessor();
             self.redraw_election_timeout();
         }
         self.process_ready();
@@ -431,6 +524,13 @@ impl Node {
         let timeout = self.rng.gen_range(ticks..2 * ticks);
         self.raw.raft.set_randomized_election_timeout(timeout);
         self.last_role = (self.raw.raft.term, self.raw.raft.state, self.raw.raft.leader_id);
+    }
+
+    /// Answers `client`, if there is one (the node's own proposals have none).
+    fn respond_to(&mut self, client: Option<ClientId>, result: Result<Response, Error>) {
+        if let Some(client) = client {
+            self.respond(client, result);
+        }
     }
 
     /// Fills in the header of a response with this member's identity and term.

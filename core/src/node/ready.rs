@@ -23,6 +23,8 @@ impl Node {
             self.process_one_ready();
         }
         self.serve_confirmed_reads();
+        self.settle_held_renewals();
+        self.flush_watches();
     }
 
     fn process_one_ready(&mut self) {
@@ -85,9 +87,11 @@ impl Node {
     /// stop rather than diverge.
     fn install_snapshot(&mut self, snapshot: &Snapshot) {
         let index = snapshot.get_metadata().index;
-        self.machine = StateMachine::restore(&snapshot.data).unwrap_or_else(|error| {
+        let settings = self.config.lease_settings();
+        self.machine = StateMachine::restore(&snapshot.data, settings).unwrap_or_else(|error| {
             panic!("raft: the snapshot at index {index} is not a valid state: {error}")
         });
+        self.hub.restored(self.machine.kv());
         let storage = self.raw.mut_store();
         storage
             .log
@@ -161,7 +165,12 @@ impl Node {
     }
 
     fn apply_normal(&mut self, entry: &Entry) {
-        let Some((header, result)) = self.machine.apply(entry.index, &entry.data) else { return };
+        if entry.data.is_empty() && entry.index > self.machine.applied() {
+            self.maybe_promote_lessor(entry.term);
+        }
+        let applied = self.machine.apply(entry.index, &entry.data, self.now);
+        self.deliver_events();
+        let Some((header, result)) = applied else { return };
         if header.proposer != self.config.id || header.boot != self.boot {
             return;
         }

@@ -13,9 +13,12 @@ use raft::prelude::{Entry, HardState, Message, Snapshot};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use stead_core::api::{Error, PutRequest, RangeRequest, Request, Response};
+use stead_core::api::{
+    Error, PutRequest, RangeRequest, Request, Response, WatchRequest, WatchResponse,
+};
 use stead_core::node::{ClientId, Input, Node, NodeConfig, Output, Recovered};
 use stead_core::time::{Duration, Instant};
+use stead_core::watch::StreamId;
 
 /// One time step of the harness.
 pub const STEP: Duration = Duration::from_millis(5);
@@ -76,6 +79,12 @@ pub struct Cluster {
     /// While set, every snapshot message is lost.
     pub drop_snapshots: bool,
     pub responses: BTreeMap<ClientId, Result<Response, Error>>,
+    /// Every watch response, by member and stream, in the order they came out.
+    pub watch_responses: Vec<(u64, StreamId, WatchResponse)>,
+    /// While set, event responses are not reported delivered (the stream fills up).
+    pub hold_watch_acks: bool,
+    /// Lease checkpoint interval for nodes (re)started from now on.
+    pub lease_checkpoint_interval: Option<Duration>,
     rng: ChaCha8Rng,
     seed: u64,
     restarts: u64,
@@ -104,6 +113,9 @@ impl Cluster {
             snapshots_sent: 0,
             drop_snapshots: false,
             responses: BTreeMap::new(),
+            watch_responses: Vec::new(),
+            hold_watch_acks: false,
+            lease_checkpoint_interval: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
             restarts: 0,
@@ -127,6 +139,7 @@ impl Cluster {
         let mut config = NodeConfig::new(id, self.voters.clone(), seed);
         config.snapshot_count = self.snapshot_count;
         config.snapshot_catch_up_entries = self.catch_up_entries;
+        config.lease_checkpoint_interval = self.lease_checkpoint_interval;
         config
     }
 
@@ -205,6 +218,20 @@ impl Cluster {
             self.drain(to);
         }
         id
+    }
+
+    /// Sends a message on watch stream `stream` of node `to`.
+    pub fn watch(&mut self, to: u64, stream: StreamId, request: WatchRequest) {
+        if let Some(node) = self.nodes.get_mut(&to) {
+            node.handle(Input::Watch { stream, request });
+            self.drain(to);
+        }
+    }
+
+    /// Sends `request` to `to` and waits for the answer.
+    pub fn call(&mut self, to: u64, request: Request) -> Result<Response, Error> {
+        let client = self.request(to, request);
+        self.answer(client, Duration::from_secs(20)).expect("a request is answered")
     }
 
     /// Runs until `done` holds or `limit` passes; returns whether it held.
@@ -300,6 +327,17 @@ impl Cluster {
                     }
                     Output::Respond { id: client, result } => {
                         self.responses.insert(client, result);
+                    }
+                    Output::Watch { stream, response } => {
+                        let events = !response.events.is_empty();
+                        self.watch_responses.push((id, stream, response));
+                        if events && !self.hold_watch_acks {
+                            let node = self.nodes.get_mut(&id).expect("running");
+                            node.handle(Input::WatchSent { stream, count: 1 });
+                        }
+                    }
+                    Output::WatchEnded { stream, error } => {
+                        panic!("member {id} ended watch stream {stream}: {error}")
                     }
                 }
             }

@@ -348,6 +348,8 @@ impl World {
                 Output::Persist { .. } | Output::SaveSnapshot { .. } => {
                     unreachable!("the host persists")
                 }
+                // No workload watches yet.
+                Output::Watch { .. } | Output::WatchEnded { .. } => {}
             }
         }
     }

@@ -1,0 +1,50 @@
+//! The node's side of watches: stream inputs into the [`WatchHub`], applied events out to it, and
+//! its responses out as [`Output::Watch`].
+//!
+//! Every member serves watches from what it has applied, as etcd's do. Events reach the hub
+//! right after the entry that made them is applied, one revision at a time; watchers behind the
+//! store catch up whenever the node has processed an input. A learner refuses watch streams
+//! (etcd's stream interceptor), and a removed member ends them.
+
+use super::{Node, Output};
+use crate::api::{Error, ServerError, WatchRequest};
+use crate::watch::StreamId;
+
+impl Node {
+    /// Handles a client's message on watch stream `stream`.
+    pub(super) fn watch_request(&mut self, stream: StreamId, request: WatchRequest) {
+        if self.is_learner() {
+            return self.end_watch_stream(stream, ServerError::NotSupportedForLearner.into());
+        }
+        match request {
+            WatchRequest::Create(create) => self.hub.create(stream, &create, self.machine.kv()),
+            WatchRequest::Cancel { watch_id } => self.hub.cancel(stream, watch_id),
+            WatchRequest::Progress => self.hub.request_progress(stream),
+        }
+    }
+
+    /// Ends a stream with an error and forgets its watchers.
+    pub(super) fn end_watch_stream(&mut self, stream: StreamId, error: Error) {
+        self.hub.close(stream);
+        self.outputs.push_back(Output::WatchEnded { stream, error });
+    }
+
+    /// Hands the events applied since the last call to the watchers, one revision at a time.
+    pub(super) fn deliver_events(&mut self) {
+        let events = self.machine.take_events();
+        for revision in events.chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision) {
+            self.hub.notify(revision[0].kv.mod_revision, revision);
+        }
+    }
+
+    /// Catches watchers up and turns the hub's responses into outputs, headers filled in.
+    pub(super) fn flush_watches(&mut self) {
+        self.hub.sync(self.machine.kv());
+        for (stream, mut response) in self.hub.take_outputs() {
+            response.header.cluster_id = self.config.cluster_id;
+            response.header.member_id = self.config.id;
+            response.header.raft_term = self.raw.raft.term;
+            self.outputs.push_back(Output::Watch { stream, response });
+        }
+    }
+}
