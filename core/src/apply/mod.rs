@@ -19,7 +19,7 @@ pub mod membership;
 use crate::api::{
     ClusterError, ClusterRequest, ClusterResponse, Error, Event, KvError, LeaseCheckpoint,
     LeaseCheckpointResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, Request, ResponseHeader, Response,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, Request, Response, ResponseHeader,
 };
 use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::{validate, KvStore};
@@ -432,7 +432,10 @@ mod tests {
         let (header, result) = machine.apply(3, &put_entry(1, "a"), Instant::ZERO).unwrap();
         assert_eq!((header.sequence, machine.applied()), (1, 3));
         assert!(matches!(result, Ok(Response::Put(_))));
-        assert!(machine.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(), "replayed entries are skipped");
+        assert!(
+            machine.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(),
+            "replayed entries are skipped"
+        );
         assert!(machine.apply(2, &put_entry(2, "b"), Instant::ZERO).is_none());
         assert_eq!(machine.kv().current_revision(), 2, "one write applied");
         machine.skip(4);
@@ -446,7 +449,8 @@ mod tests {
         for (index, key) in ["a", "b", "a"].iter().enumerate() {
             machine.apply(index as u64 + 1, &put_entry(index as u64, key), Instant::ZERO);
         }
-        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
+        let restored =
+            StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
         assert_eq!((restored.applied(), restored.kv().hash()), (3, machine.kv().hash()));
         assert!(StateMachine::restore(b"garbage", LeaseSettings::default()).is_err());
         let mut truncated = machine.snapshot();
@@ -459,9 +463,13 @@ mod tests {
     fn a_request_committed_twice_takes_effect_once() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         assert!(machine.apply(1, &put_entry(1, "a"), Instant::ZERO).is_some());
-        assert!(machine.apply(2, &put_entry(1, "a"), Instant::ZERO).is_none(), "the repeat is skipped");
+        assert!(
+            machine.apply(2, &put_entry(1, "a"), Instant::ZERO).is_none(),
+            "the repeat is skipped"
+        );
         assert_eq!((machine.applied(), machine.kv().current_revision()), (2, 2));
-        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
+        let restored =
+            StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
         let mut restored = restored;
         assert!(
             restored.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(),
@@ -500,7 +508,8 @@ mod tests {
         for (sequence, key) in [(2, "b"), (3, "a"), (4, "plain")] {
             let lease = if key == "plain" { 0 } else { 9 };
             let put = PutRequest { key: key.into(), lease, ..PutRequest::default() };
-            let (_, put) = machine.apply(sequence + 1, &entry(sequence, Request::Put(put)), now).unwrap();
+            let (_, put) =
+                machine.apply(sequence + 1, &entry(sequence, Request::Put(put)), now).unwrap();
             assert!(put.is_ok());
         }
         assert_eq!(machine.take_events().len(), 3, "every write's events are kept");

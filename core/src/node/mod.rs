@@ -28,9 +28,9 @@ mod watch;
 
 use crate::api::{Error, Member, Request, Response, WatchRequest, WatchResponse};
 use crate::apply::{LeaseSettings, StateMachine};
-use crate::watch::{StreamId, WatchHub, WatchSettings};
 use crate::mvcc::KvStore;
 use crate::time::{Duration, Instant};
+use crate::watch::{StreamId, WatchHub, WatchSettings};
 use raft::prelude::{Entry, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
@@ -126,8 +126,7 @@ impl NodeConfig {
 
     /// The lessor's settings: etcd's minimum TTL from the election timeout, and checkpoints.
     pub fn lease_settings(&self) -> LeaseSettings {
-        let min_ttl =
-            crate::lease::min_ttl(self.election_ticks() as u64, self.heartbeat_interval);
+        let min_ttl = crate::lease::min_ttl(self.election_ticks() as u64, self.heartbeat_interval);
         LeaseSettings { min_ttl, checkpoint_interval: self.lease_checkpoint_interval }
     }
 
@@ -348,7 +347,15 @@ impl Node {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let raw = RawNode::new(&raft_config, storage, &logger).map_err(|e| e.to_string())?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let boot = rng.gen();
+        // The boot nonce tells this incarnation's requests from earlier ones. Drivers give each
+        // start its own seed; mixing in what was recovered keeps the nonce fresh even when one
+        // does not (a restart that recovered more state than the last one cannot repeat it).
+        let recovered_state = {
+            let log = raw.raft.raft_log.last_index();
+            let hard = raw.raft.hard_state();
+            [log, hard.term, hard.commit, hard.vote].iter().fold(0u64, |acc, v| mix(acc ^ v))
+        };
+        let boot = rng.gen::<u64>() ^ recovered_state;
         let lease_counter = rng.gen::<u64>() & 0xffff_ffff;
         let hub = WatchHub::new(config.watch_settings(), machine.kv().current_revision(), now);
         let mut node = Node {
@@ -543,6 +550,14 @@ impl Node {
         }
         self.outputs.push_back(Output::Respond { id, result });
     }
+}
+
+/// splitmix64's finalizer: spreads every input bit over the whole word.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]

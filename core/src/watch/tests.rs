@@ -56,9 +56,10 @@ fn events(outputs: &[(StreamId, WatchResponse)]) -> Vec<(WatchId, Vec<(String, i
     let event_responses = outputs.iter().filter(|(_, r)| !r.events.is_empty());
     event_responses
         .map(|(_, r)| {
-            let events = r.events.iter().map(|e| {
-                (String::from_utf8(e.kv.key.clone()).unwrap(), e.kv.mod_revision)
-            });
+            let events = r
+                .events
+                .iter()
+                .map(|e| (String::from_utf8(e.kv.key.clone()).unwrap(), e.kv.mod_revision));
             (r.watch_id, events.collect())
         })
         .collect()
@@ -106,7 +107,10 @@ fn a_past_start_revision_catches_up_from_history() {
     f.put("k", "2");
     f.watch(1, from("k", 2));
     f.put("k", "3");
-    assert_eq!(events(&f.out()), [(0, vec![("k".into(), 2), ("k".into(), 4)]), (0, vec![("k".into(), 5)])]);
+    assert_eq!(
+        events(&f.out()),
+        [(0, vec![("k".into(), 2), ("k".into(), 4)]), (0, vec![("k".into(), 5)])]
+    );
     assert_eq!(f.hub.behind_count(), 0, "caught up and synced");
 }
 
