@@ -93,8 +93,8 @@ pub struct Cluster {
     next_client: ClientId,
     trace: u32,
     leaders: BTreeMap<u64, u64>,
-    /// (applied-entry digest, key-space hash) at each applied index.
-    hashes: BTreeMap<u64, (u32, u32)>,
+    /// (applied-entry digest, key-space hash, lease hash) at each applied index.
+    hashes: BTreeMap<u64, (u32, u32, u32)>,
 }
 
 impl Cluster {
@@ -378,7 +378,7 @@ impl Cluster {
                 let leader = *self.leaders.entry(node.term()).or_insert(node.id());
                 assert_eq!(leader, node.id(), "two leaders in term {}", node.term());
             }
-            let state = (node.applied_digest(), node.kv().hash());
+            let state = (node.applied_digest(), node.kv().hash(), lease_hash(node));
             let known = *self.hashes.entry(node.applied_index()).or_insert(state);
             assert_eq!(
                 known,
@@ -389,4 +389,16 @@ impl Cluster {
             );
         }
     }
+}
+
+/// A hash of the replicated lease state: ids, TTLs, checkpoints and attached keys.
+fn lease_hash(node: &Node) -> u32 {
+    let lessor = node.lessor();
+    lessor.ids().into_iter().fold(0, |hash, id| {
+        let lease = lessor.get(id).expect("listed");
+        let mut hash = crc32c::crc32c_append(hash, &id.to_le_bytes());
+        hash = crc32c::crc32c_append(hash, &lease.ttl.to_le_bytes());
+        hash = crc32c::crc32c_append(hash, &lease.remaining_ttl.to_le_bytes());
+        lease.keys.iter().fold(hash, |hash, key| crc32c::crc32c_append(hash, key))
+    })
 }
