@@ -150,7 +150,6 @@ impl Model {
 /// What one watcher asked for and what it got.
 #[derive(Debug)]
 struct Seen {
-    stream: StreamId,
     request: WatchCreateRequest,
     /// The first revision it must report.
     start: i64,
@@ -297,6 +296,7 @@ impl Run {
                     start_revision,
                     filters,
                     prev_kv,
+                    fragment,
                     ..Default::default()
                 };
                 let start =
@@ -332,7 +332,6 @@ impl Run {
                 let (request, start) = self.pending_creates.get_mut(&stream).unwrap().remove(0);
                 prop_assert!(!response.canceled, "valid creates succeed: {:?}", response);
                 let seen = Seen {
-                    stream,
                     request,
                     start,
                     events: Vec::new(),
