@@ -77,6 +77,19 @@ pub enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    /// The header revision of an answer, if there was one.
+    pub fn revision(&self) -> Option<i64> {
+        match self {
+            Outcome::Put { revision }
+            | Outcome::Delete { revision, .. }
+            | Outcome::Cas { revision, .. }
+            | Outcome::Get { revision, .. } => Some(*revision),
+            _ => None,
+        }
+    }
+}
+
 /// One client operation.
 #[derive(Clone, Debug)]
 pub struct Op {

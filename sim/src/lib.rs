@@ -9,6 +9,8 @@
 //! scenario and seed always give the same trace hash.
 
 pub mod check;
+pub mod check_lease;
+pub mod check_watch;
 pub mod history;
 pub mod host;
 pub mod rng;

@@ -50,6 +50,11 @@ pub struct Scenario {
     pub leadership: Leadership,
     /// Membership changes during the safety phase.
     pub membership: Membership,
+    /// Watch sessions that follow every key and resume elsewhere when their member goes away.
+    pub watch: Watch,
+    /// Clients that grant leases, attach keys, keep them alive for a while, then revoke them
+    /// or let them expire.
+    pub leases: Leases,
     /// Applied entries between snapshots.
     pub snapshot_count: u64,
     /// WAL segment size.
@@ -150,6 +155,45 @@ pub struct Leadership {
     pub transfer_every_ms: u64,
 }
 
+/// Watch sessions (`[watch]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Watch {
+    /// How many watchers follow the whole key space (0: none).
+    pub watchers: usize,
+    /// Event responses are acknowledged after up to this long, so streams fill up and
+    /// watchers become victims.
+    pub ack_delay_ms_max: u64,
+    /// How often each watcher asks for a progress notification (0: never).
+    pub progress_every_ms: u64,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch { watchers: 0, ack_delay_ms_max: 20, progress_every_ms: 700 }
+    }
+}
+
+/// Lease clients (`[leases]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Leases {
+    /// How many lease clients run (0: none).
+    pub clients: usize,
+    /// The TTL they ask for, in seconds.
+    pub ttl_s: i64,
+    /// Each lease is kept alive up to this many times (every third of its TTL).
+    pub max_keepalives: u32,
+    /// How often a client revokes its lease instead of letting it expire.
+    pub revoke_fraction: f64,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Leases { clients: 0, ttl_s: 3, max_keepalives: 6, revoke_fraction: 0.5 }
+    }
+}
+
 impl Default for Scenario {
     fn default() -> Self {
         Scenario {
@@ -172,6 +216,8 @@ impl Default for Scenario {
             pauses: Pauses::default(),
             leadership: Leadership::default(),
             membership: Membership::default(),
+            watch: Watch::default(),
+            leases: Leases::default(),
             snapshot_count: 500,
             wal_segment_bytes: 64 * 1024,
         }
@@ -204,6 +250,7 @@ impl Scenario {
             self.serializable_fraction,
             self.delete_fraction,
             self.cas_fraction,
+            self.leases.revoke_fraction,
         ];
         let rates = [self.network.drop_rate, self.network.duplicate_rate];
         if !(1..=7).contains(&self.nodes) {
@@ -211,6 +258,9 @@ impl Scenario {
         }
         if fractions.iter().chain(&rates).any(|f| !(0.0..=1.0).contains(f)) {
             return Err("fractions and rates must lie in [0, 1]".into());
+        }
+        if self.leases.clients > 0 && self.leases.ttl_s < 1 {
+            return Err("leases need ttl_s >= 1".into());
         }
         if self.disk.latency_ms_min > self.disk.latency_ms_max {
             return Err("need latency_ms_min <= latency_ms_max".into());

@@ -85,3 +85,37 @@ fn the_workload_covers_every_operation_kind() {
     );
     assert!(outcomes.violations.is_empty(), "{:?}", outcomes.violations);
 }
+
+/// Watchers and lease clients do what their checkers judge: sessions resume, progress comes,
+/// leases are renewed, revoked and left to expire.
+#[test]
+fn the_watch_and_lease_workloads_run() {
+    let file = scenario_files()
+        .into_iter()
+        .find(|f| f.ends_with("mixed-faults.toml"))
+        .expect("mixed-faults");
+    let scenario = Scenario::from_file(&file).unwrap();
+    assert!(scenario.watch.watchers > 0 && scenario.leases.clients > 0);
+    let (mut sessions, mut events, mut progress, mut open) = (0, 0, 0, 0);
+    let (mut leases, mut renewals, mut revoked, mut abandoned) = (0, 0, 0, 0);
+    for seed in 5..8 {
+        let outcomes = stead_sim::world::World::new(scenario.clone(), seed, None).run();
+        assert!(outcomes.violations.is_empty(), "{:?}", outcomes.violations);
+        sessions += outcomes.watch_sessions.len() - scenario.watch.watchers;
+        for session in &outcomes.watch_sessions {
+            events += session.events.len();
+            progress += session.progress.len();
+            open += usize::from(session.open_at.is_some());
+        }
+        for life in &outcomes.lease_lives {
+            leases += 1;
+            renewals += life.renewals.len();
+            revoked += usize::from(life.revoke_acked.is_some());
+            abandoned += usize::from(life.abandoned.is_some());
+        }
+    }
+    let watch = [sessions, events, progress, open];
+    assert!(watch.iter().all(|&n| n > 2), "resumed sessions, events, progress, open: {watch:?}");
+    let lease = [leases, renewals, revoked, abandoned];
+    assert!(lease.iter().all(|&n| n > 2), "leases, renewals, revoked, abandoned: {lease:?}");
+}

@@ -13,7 +13,11 @@
 //! `--experimental-enable-lease-checkpoint`). A renewal clears a lease's checkpoint.
 //!
 //! Time is the node's logical clock, passed in: a skewed clock moves expiry, which is what the
-//! simulator tests. Attachments follow the key space: the node feeds every applied event to
+//! simulator tests. The clock only moves on ticks, and a member that was paused handles the
+//! messages that waited for it before its next tick, so the time it knows can lag far behind.
+//! Renewing from that stale time would shorten a lease. A grant, renewal or promotion
+//! therefore only *requests* a refresh; [`Lessor::advance`] performs it with the next tick's
+//! time, which is after the renewal really happened, and every expiry decision runs after it. Attachments follow the key space: the node feeds every applied event to
 //! [`Lessor::observe`], which moves keys between leases.
 
 use crate::api::{Event, EventKind, KvError, LeaseCheckpoint, LeaseError, LeaseId, NO_LEASE};
@@ -99,6 +103,8 @@ pub struct Lessor {
     next_check: BTreeMap<LeaseId, Instant>,
     /// When each lease's next checkpoint is due, earliest first.
     checkpoint_heap: BinaryHeap<Reverse<(Instant, LeaseId)>>,
+    /// Refreshes requested since the last [`Lessor::advance`], with the extension each gets.
+    pending: BTreeMap<LeaseId, Duration>,
 }
 
 /// etcd's minimum lease TTL: one and a half election timeouts, rounded up to whole seconds.
@@ -139,7 +145,8 @@ impl Lessor {
         self.leases.keys().copied().collect()
     }
 
-    /// Grants lease `id` (applied from the log); returns the TTL it got.
+    /// Grants lease `id` (applied from the log); returns the TTL it got. A primary starts its
+    /// TTL at the next [`Lessor::advance`].
     pub fn grant(&mut self, id: LeaseId, ttl: i64, now: Instant) -> Result<i64, crate::api::Error> {
         if id == NO_LEASE {
             return Err(KvError::LeaseNotFound.into());
@@ -154,7 +161,7 @@ impl Lessor {
         let lease = Lease { id, ttl, remaining_ttl: 0, expiry: None, keys: BTreeSet::new() };
         self.leases.insert(id, lease);
         if self.primary {
-            self.refresh(id, now, Duration::ZERO);
+            self.pending.insert(id, Duration::ZERO);
             self.schedule_checkpoint(id, now);
         }
         Ok(ttl)
@@ -165,6 +172,7 @@ impl Lessor {
     pub fn revoke(&mut self, id: LeaseId) -> Result<Vec<Vec<u8>>, KvError> {
         let lease = self.leases.remove(&id).ok_or(KvError::LeaseNotFound)?;
         self.next_check.remove(&id);
+        self.pending.remove(&id);
         Ok(lease.keys.into_iter().collect())
     }
 
@@ -180,19 +188,32 @@ impl Lessor {
         }
     }
 
-    /// Renews lease `id` from `now` on the primary; returns its TTL. The caller clears a
-    /// checkpointed remaining TTL through the log first (see [`Lessor::needs_checkpoint_clear`]).
+    /// Renews lease `id` on the primary (its TTL restarts at the next [`Lessor::advance`]);
+    /// returns its TTL. A lease that had expired by `now`, the time of the last expiry check,
+    /// is being revoked and is not renewed. The caller clears a checkpointed remaining TTL
+    /// through the log first (see [`Lessor::needs_checkpoint_clear`]).
     pub fn renew(&mut self, id: LeaseId, now: Instant) -> Result<i64, RenewError> {
         if !self.primary {
             return Err(RenewError::NotPrimary);
         }
         let lease = self.leases.get(&id).ok_or(RenewError::NotFound)?;
-        if lease.expiry.is_some_and(|expiry| expiry <= now) {
+        let renewed = self.pending.contains_key(&id);
+        if !renewed && lease.expiry.is_some_and(|expiry| expiry <= now) {
             return Err(RenewError::Expired);
         }
         let ttl = lease.ttl;
-        self.refresh(id, now, Duration::ZERO);
+        self.pending.entry(id).or_insert(Duration::ZERO);
         Ok(ttl)
+    }
+
+    /// Performs the refreshes requested since the last call, from `now`: call it with each
+    /// tick's time, before any expiry decision.
+    pub fn advance(&mut self, now: Instant) {
+        for (id, extend) in std::mem::take(&mut self.pending) {
+            if self.leases.contains_key(&id) {
+                self.refresh(id, now, extend);
+            }
+        }
     }
 
     /// Whether renewing `id` must first clear a checkpointed remaining TTL through the log, so
@@ -202,7 +223,8 @@ impl Lessor {
             && self.leases.get(&id).is_some_and(|lease| lease.remaining_ttl > 0)
     }
 
-    /// Becomes primary: every lease expires its remaining TTL plus `extend` from `now`.
+    /// Becomes primary: every lease will expire its remaining TTL plus `extend` after the next
+    /// [`Lessor::advance`].
     pub fn promote(&mut self, now: Instant, extend: Duration) {
         self.primary = true;
         self.expiry_heap.clear();
@@ -210,7 +232,7 @@ impl Lessor {
         self.checkpoint_heap.clear();
         let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
         for id in ids {
-            self.refresh(id, now, extend);
+            self.pending.insert(id, extend);
             self.schedule_checkpoint(id, now);
         }
     }
@@ -224,11 +246,13 @@ impl Lessor {
         self.expiry_heap.clear();
         self.next_check.clear();
         self.checkpoint_heap.clear();
+        self.pending.clear();
     }
 
     /// Up to `limit` leases that have expired by `now`, to revoke; each is looked at again after
     /// [`EXPIRED_RETRY_INTERVAL`] in case its revoke does not happen. Only a primary finds any.
     pub fn expired(&mut self, now: Instant, limit: usize) -> Vec<LeaseId> {
+        self.advance(now);
         let mut expired = Vec::new();
         while expired.len() < limit && self.primary {
             let Some(&Reverse((at, id))) = self.expiry_heap.peek() else { break };
@@ -254,6 +278,7 @@ impl Lessor {
     /// Up to `limit` checkpoints due by `now` (remaining TTLs rounded up to whole seconds), for
     /// leases that have run down at least a second.
     pub fn due_checkpoints(&mut self, now: Instant, limit: usize) -> Vec<LeaseCheckpoint> {
+        self.advance(now);
         let mut due = Vec::new();
         while due.len() < limit && self.primary {
             let Some(&Reverse((at, id))) = self.checkpoint_heap.peek() else { break };
@@ -275,6 +300,10 @@ impl Lessor {
     /// granted; `None` for the remaining time when this lessor is not primary.
     pub fn remaining_secs(&self, id: LeaseId, now: Instant) -> Option<Option<i64>> {
         let lease = self.leases.get(&id)?;
+        if let Some(extend) = self.pending.get(&id) {
+            let extend = (extend.as_nanos() / 1_000_000_000) as i64;
+            return Some(Some(lease.remaining_or_full_ttl() + extend));
+        }
         Some(lease.expiry.map(|expiry| {
             let ahead = expiry.since(now).as_nanos() as i128;
             let behind = now.since(expiry).as_nanos() as i128;

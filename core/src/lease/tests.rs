@@ -40,6 +40,7 @@ fn grant_checks_id_ttl_and_duplicates() {
 fn a_primary_expires_a_lease_after_its_ttl_and_retries() {
     let mut lessor = primary();
     lessor.grant(7, 5, at(1000)).unwrap();
+    lessor.advance(at(1000));
     assert!(lessor.expired(at(5999), 10).is_empty(), "not before the TTL");
     assert_eq!(lessor.expired(at(6000), 10), vec![7]);
     assert!(lessor.expired(at(7000), 10).is_empty(), "looked at again only after the retry");
@@ -56,6 +57,7 @@ fn expiry_is_rate_limited_and_in_expiry_order() {
     for id in 1..=5 {
         lessor.grant(id, 10 - id, at(0)).unwrap();
     }
+    lessor.advance(at(0));
     assert_eq!(lessor.expired(at(60_000), 2), vec![5, 4]);
     assert_eq!(lessor.expired(at(60_000), 10), vec![3, 2, 1]);
 }
@@ -73,7 +75,9 @@ fn a_follower_never_expires_and_cannot_renew() {
 fn renewal_restarts_the_ttl() {
     let mut lessor = primary();
     lessor.grant(1, 5, at(0)).unwrap();
+    lessor.advance(at(0));
     assert_eq!(lessor.renew(1, at(4000)), Ok(5));
+    lessor.advance(at(4000));
     assert!(lessor.expired(at(8999), 10).is_empty());
     assert_eq!(lessor.remaining_secs(1, at(4500)), Some(Some(4)), "whole seconds, truncated");
     assert_eq!(lessor.expired(at(9000), 10), vec![1]);
@@ -84,10 +88,12 @@ fn renewal_restarts_the_ttl() {
 fn promotion_extends_and_demotion_stops_expiry() {
     let mut lessor = primary();
     lessor.grant(1, 5, at(0)).unwrap();
+    lessor.advance(at(0));
     lessor.demote();
     assert!(lessor.expired(at(60_000), 10).is_empty(), "a demoted lessor expires nothing");
     assert_eq!(lessor.get(1).unwrap().expiry, None);
     lessor.promote(at(60_000), Duration::from_secs(1));
+    lessor.advance(at(60_000));
     assert!(lessor.expired(at(65_999), 10).is_empty(), "full TTL plus the election timeout");
     assert_eq!(lessor.expired(at(66_000), 10), vec![1]);
 }
@@ -99,6 +105,7 @@ fn checkpoints_survive_a_leader_change() {
     leader.promote(at(0), Duration::ZERO);
     leader.grant(1, 100, at(0)).unwrap();
     leader.grant(2, 5, at(0)).unwrap();
+    leader.advance(at(0));
     assert!(leader.due_checkpoints(at(9_999), 10).is_empty());
     let due = leader.due_checkpoints(at(10_000), 10);
     assert_eq!(due, vec![LeaseCheckpoint { id: 1, remaining_ttl: 90 }], "short leases skip");
@@ -107,6 +114,7 @@ fn checkpoints_survive_a_leader_change() {
     follower.grant(1, 100, at(0)).unwrap();
     follower.checkpoint(&due, at(10_000));
     follower.promote(at(50_000), Duration::from_secs(1));
+    follower.advance(at(50_000));
     assert!(follower.expired(at(140_999), 10).is_empty());
     assert_eq!(follower.expired(at(141_000), 10), vec![1], "90 s left, not a fresh 100 s");
     assert!(follower.needs_checkpoint_clear(1), "a renewal must clear the remainder first");
@@ -116,6 +124,7 @@ fn checkpoints_survive_a_leader_change() {
     let mut plain = Lessor::new(2, None);
     plain.grant(1, 100, at(0)).unwrap();
     plain.promote(at(50_000), Duration::from_secs(1));
+    plain.advance(at(50_000));
     assert_eq!(plain.expired(at(151_000), 10), vec![1]);
     assert!(!plain.needs_checkpoint_clear(1));
 }
@@ -150,4 +159,20 @@ fn records_round_trip_and_refuse_orphan_keys() {
     assert_eq!(restored.get(1).unwrap().keys.len(), 1);
     assert!(!restored.is_primary());
     assert!(Lessor::from_records(2, None, lessor.to_records(), [(b"k".to_vec(), 9)]).is_err());
+}
+
+/// Found by the simulator: a member that was paused handled a grant before its next tick, with
+/// the time of its last tick, and started the lease's TTL in the past. Refreshes now wait for
+/// the next tick's time.
+#[test]
+fn a_renewal_handled_with_a_stale_clock_counts_from_the_next_tick() {
+    let mut lessor = primary();
+    // The last tick was at 1 s; the grant and a renewal really happen at 2.5 s.
+    lessor.grant(1, 3, at(1000)).unwrap();
+    assert_eq!(lessor.remaining_secs(1, at(1000)), Some(Some(3)), "full TTL while pending");
+    lessor.advance(at(2600));
+    assert!(lessor.expired(at(5599), 10).is_empty(), "3 s from the next tick, not the last");
+    assert_eq!(lessor.renew(1, at(5599)), Ok(3));
+    assert!(lessor.expired(at(8000), 10).is_empty(), "the renewal took effect at 8 s");
+    assert_eq!(lessor.expired(at(11_000), 10), vec![1]);
 }

@@ -487,6 +487,8 @@ impl Node {
     /// ahead counts as at most two election timeouts, so one call stays bounded.
     fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        // Renewals handled since the last tick took effect by now (see `lease`).
+        self.machine.lessor_mut().advance(self.now);
         let interval = self.config.heartbeat_interval;
         let max_ticks = 2 * self.config.election_ticks();
         let mut ticks = 0;

@@ -71,6 +71,9 @@ impl World {
         let Some(id) = self.any_member() else { return };
         let max = self.scenario.clocks.max_jump_ms as i64 * 1_000_000;
         let jump = self.faults.gen_range(-max..=max);
+        if jump > 0 {
+            self.clock_jumps.push((self.now, Duration::from_nanos(jump as u64)));
+        }
         let clock = self.clocks.get_mut(&id).expect("every member has a clock");
         clock.offset_ns = (clock.offset_ns as i64 + jump).max(0) as u64;
         self.schedule_fault(self.scenario.clocks.jump_every_ms, Event::ClockJump);

@@ -10,6 +10,8 @@
 
 mod churn;
 mod faults;
+mod leases;
+mod watchers;
 
 use crate::check::Violation;
 use crate::history::{History, Op, OpKind, Outcome};
@@ -60,9 +62,9 @@ enum Event {
     DiskFull,
     /// Some member's process pauses.
     Pause,
-    /// An input that reached a paused member, handled when it resumes (if the same process is
-    /// still running then: a restart drops what the old process had not handled).
-    Deferred(u64, u64, Input),
+    /// A paused member resumes and handles the inputs that reached it meanwhile, in order (if
+    /// the same process is still running: a restart drops what the old one had not handled).
+    Resume(u64, u64),
     /// Some member's clock jumps.
     ClockJump,
     /// The leader is asked to hand leadership to another member.
@@ -73,6 +75,20 @@ enum Event {
     EndSafety,
     /// Clients stop starting operations.
     StopClients,
+    /// A watcher opens a session, from this revision if it resumes.
+    WatchStart(usize, Option<i64>),
+    /// A watcher acknowledges an event response: (member, incarnation, stream).
+    WatchAck(u64, u64, u64),
+    /// A watcher asks for progress on its stream.
+    WatchProgress(u64),
+    /// A watcher leaves its stream for another member.
+    WatchHop(u64),
+    /// Open watch sessions note their member's revision: they must reach it by the end.
+    WatchMark,
+    /// A lease client sends its next request.
+    LeaseNext(usize),
+    /// A lease client gives up on a request.
+    LeaseTimeout(u64),
 }
 
 /// A member's clock: simulated time, shifted and stretched.
@@ -99,6 +115,10 @@ pub struct Outcomes {
     pub history: History,
     /// Simulated time covered.
     pub simulated: Duration,
+    /// Every watch session.
+    pub watch_sessions: Vec<crate::check_watch::WatchSession>,
+    /// Every lease the lease clients held.
+    pub lease_lives: Vec<crate::check_lease::LeaseLife>,
 }
 
 /// The simulated world of one run.
@@ -134,6 +154,8 @@ pub struct World {
     syncing: BTreeSet<u64>,
     /// Members paused until the given time.
     paused_until: BTreeMap<u64, Instant>,
+    /// Inputs that reached a paused member, in arrival order.
+    deferred: BTreeMap<u64, std::collections::VecDeque<Input>>,
     /// Members whose disk was made to fail, so a store error there is expected.
     disk_trouble: BTreeSet<u64>,
     /// Numbers the world's own requests (transfers, membership changes) and new members' URLs.
@@ -152,6 +174,18 @@ pub struct World {
     order: u64,
     /// How many times each member's process was started again.
     incarnations: BTreeMap<u64, u64>,
+    /// Every watch session so far.
+    watch_sessions: Vec<crate::check_watch::WatchSession>,
+    /// Watch streams by id.
+    streams: BTreeMap<u64, watchers::Stream>,
+    next_stream: u64,
+    lease_clients: Vec<leases::LeaseClient>,
+    /// Every lease a lease client was granted.
+    lease_lives: Vec<crate::check_lease::LeaseLife>,
+    lease_pending: BTreeMap<u64, leases::Pending>,
+    next_lease_request: u64,
+    /// Every forward clock jump, for the lease checker's skew bound.
+    clock_jumps: Vec<(Instant, Duration)>,
 }
 
 impl World {
@@ -186,6 +220,7 @@ impl World {
             acknowledged_after_heal: 0,
             syncing: BTreeSet::new(),
             paused_until: BTreeMap::new(),
+            deferred: BTreeMap::new(),
             disk_trouble: BTreeSet::new(),
             admin_requests: 0,
             members: BTreeSet::new(),
@@ -195,6 +230,14 @@ impl World {
             removal_requested: BTreeSet::new(),
             order: 0,
             incarnations: BTreeMap::new(),
+            watch_sessions: Vec::new(),
+            streams: BTreeMap::new(),
+            next_stream: 0,
+            lease_clients: Vec::new(),
+            lease_lives: Vec::new(),
+            lease_pending: BTreeMap::new(),
+            next_lease_request: 0,
+            clock_jumps: Vec::new(),
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -240,6 +283,13 @@ impl World {
         for client in 0..scenario.clients {
             self.at(Duration::from_millis(client as u64), Event::ClientNext(client));
         }
+        for watcher in 0..scenario.watch.watchers {
+            self.at(
+                Duration::from_millis(5 + watcher as u64 * 7),
+                Event::WatchStart(watcher, None),
+            );
+        }
+        self.lease_clients_start();
         if scenario.partitions.every_ms > 0 {
             let first = self.faults.gen_range(0..=scenario.partitions.every_ms);
             self.at(Duration::from_millis(first), Event::Partition);
@@ -261,10 +311,19 @@ impl World {
             self.schedule_fault(every_ms, event);
         }
         self.at(Duration::from_millis(scenario.safety_ms), Event::EndSafety);
+        // Clients stop early enough for the last writes to settle everywhere, including the
+        // revokes of leases their clients walked away from.
+        let settle_ms = if scenario.leases.clients > 0 {
+            3_000 + 2_000 + scenario.leases.ttl_s as u64 * 1000
+        } else {
+            3_000
+        };
         let quiet = Duration::from_millis(
-            scenario.liveness_ms.saturating_sub(3_000).max(scenario.liveness_ms / 2),
+            scenario.liveness_ms.saturating_sub(settle_ms).max(scenario.liveness_ms / 2),
         );
         self.at(Duration::from_millis(scenario.safety_ms) + quiet, Event::StopClients);
+        let mark = scenario.safety_ms + scenario.liveness_ms.saturating_sub(1000);
+        self.at(Duration::from_millis(mark), Event::WatchMark);
         while let Some((&(time, sequence), _)) = self.queue.first_key_value() {
             if time > end {
                 break;
@@ -286,6 +345,7 @@ impl World {
                 }
                 self.check_raft_safety();
                 self.drop_removed_members();
+                self.watch_check_streams();
                 self.at(TICK, Event::Tick);
             }
             Event::Deliver { to, message } => self.input(to, Input::Message(message)),
@@ -299,30 +359,65 @@ impl World {
             Event::DiskFault => self.disk_fault(),
             Event::DiskFull => self.disk_full(),
             Event::Pause => self.pause(),
-            Event::Deferred(id, incarnation, input) => {
-                if self.incarnation(id) == incarnation {
-                    self.input(id, input);
-                }
-            }
+            Event::Resume(id, incarnation) => self.resume(id, incarnation),
             Event::ClockJump => self.clock_jump(),
             Event::Transfer => self.transfer(),
             Event::Churn => self.churn(),
             Event::EndSafety => self.end_safety(),
             Event::StopClients => self.clients_on = false,
+            Event::WatchStart(watcher, from) => self.watch_start(watcher, from),
+            Event::WatchAck(member, incarnation, stream) => {
+                self.watch_ack(member, incarnation, stream)
+            }
+            Event::WatchProgress(stream) => self.watch_progress(stream),
+            Event::WatchHop(stream) => self.watch_hop(stream),
+            Event::WatchMark => self.watch_mark_open_sessions(),
+            Event::LeaseNext(client) => self.lease_next(client),
+            Event::LeaseTimeout(id) => self.lease_timeout(id),
         }
     }
 
-    /// Feeds a running member an input and routes what leaves it. A paused member gets the
-    /// input when it resumes (ticks are simply missed).
+    /// Feeds a running member an input and routes what leaves it. A paused member queues the
+    /// input and handles the queue, in order, when it resumes (ticks are simply missed); a
+    /// stream's messages therefore never overtake each other.
     fn input(&mut self, id: u64, input: Input) {
         if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
             if !matches!(input, Input::Tick { .. }) {
-                self.sequence += 1;
-                let incarnation = self.incarnation(id);
-                self.queue.insert((until, self.sequence), Event::Deferred(id, incarnation, input));
+                let queue = self.deferred.entry(id).or_default();
+                if queue.is_empty() {
+                    let incarnation = self.incarnation(id);
+                    self.sequence += 1;
+                    self.queue.insert((until, self.sequence), Event::Resume(id, incarnation));
+                }
+                self.deferred.entry(id).or_default().push_back(input);
             }
             return;
         }
+        self.handle_deferred(id);
+        self.deliver(id, input);
+    }
+
+    /// A paused member's pause ended (or was extended: then it waits again).
+    fn resume(&mut self, id: u64, incarnation: u64) {
+        if self.incarnation(id) != incarnation {
+            return;
+        }
+        if let Some(&until) = self.paused_until.get(&id).filter(|until| **until > self.now) {
+            self.sequence += 1;
+            self.queue.insert((until, self.sequence), Event::Resume(id, incarnation));
+            return;
+        }
+        self.handle_deferred(id);
+    }
+
+    /// Handles the inputs a member queued while paused, oldest first.
+    fn handle_deferred(&mut self, id: u64) {
+        while let Some(input) = self.deferred.get_mut(&id).and_then(|queue| queue.pop_front()) {
+            self.deliver(id, input);
+        }
+    }
+
+    fn deliver(&mut self, id: u64, input: Input) {
         let Some(Some(host)) = self.hosts.get_mut(&id) else { return };
         let result = host.handle(input);
         self.after_host(id, result);
@@ -348,8 +443,8 @@ impl World {
                 Output::Persist { .. } | Output::SaveSnapshot { .. } => {
                     unreachable!("the host persists")
                 }
-                // No workload watches yet.
-                Output::Watch { .. } | Output::WatchEnded { .. } => {}
+                Output::Watch { stream, response } => self.watch_response(id, stream, response),
+                Output::WatchEnded { stream, .. } => self.watch_end(stream),
             }
         }
     }
@@ -490,6 +585,9 @@ impl World {
         if let Some(admin) = self.admin.remove(&(op as u64)) {
             return self.admin_answered(admin, result);
         }
+        if op as u64 >= leases::LEASE_REQUESTS {
+            return self.lease_answered(op as u64, result);
+        }
         if self.in_flight.remove(&op).is_none() {
             return; // The client gave up on it already.
         }
@@ -604,6 +702,7 @@ impl World {
         *self.incarnations.entry(id).or_default() += 1;
         self.syncing.remove(&id);
         self.paused_until.remove(&id);
+        self.deferred.remove(&id);
         self.disk_trouble.remove(&id);
         self.disks[&id].clear_faults();
         self.disks[&id].set_capacity(None);
@@ -657,7 +756,7 @@ impl World {
                 message.from,
                 message.term
             ),
-            Event::Deferred(id, incarnation, _) => format!("deferred input for {id}.{incarnation}"),
+            Event::Resume(id, incarnation) => format!("resume {id}.{incarnation}"),
             other => format!("{other:?}"),
         };
         self.trace_hash =
@@ -703,7 +802,27 @@ impl World {
         if let Some(node) = nodes.iter().max_by_key(|n| n.applied_index()) {
             match node.kv().events_since(1) {
                 Ok(events) => {
-                    self.violations.extend(crate::check::linearizability(&self.history, &events))
+                    // The KV workload's keys; lease clients' keys have their own checker.
+                    let kv_events: Vec<_> =
+                        events.iter().filter(|e| e.kv.key.starts_with(b"key")).cloned().collect();
+                    let history = &self.history;
+                    self.violations.extend(crate::check::linearizability(history, &kv_events));
+                    let sessions = &self.watch_sessions;
+                    self.violations.extend(crate::check_watch::check(sessions, &events));
+                    let leader = nodes.iter().find(|n| n.is_leader()).unwrap_or(node);
+                    let final_state = crate::check_lease::Final {
+                        end,
+                        faults_stopped: self.safety_end,
+                        election_timeout: Duration::from_secs(1),
+                        events: &events,
+                        leases: leader.lessor().ids(),
+                    };
+                    let skew = crate::check_lease::Skew {
+                        max_drift_ppm: self.scenario.clocks.max_drift_ppm,
+                        jumps: self.clock_jumps.clone(),
+                    };
+                    let lives = &self.lease_lives;
+                    self.violations.extend(crate::check_lease::check(lives, &skew, &final_state));
                 }
                 Err(error) => self
                     .violations
@@ -715,6 +834,8 @@ impl World {
             violations: self.violations,
             history: self.history,
             simulated: end - Instant::ZERO,
+            watch_sessions: self.watch_sessions,
+            lease_lives: self.lease_lives,
         }
     }
 }
