@@ -200,7 +200,7 @@ impl Run {
         self.index += 1;
         let header = RequestHeader { proposer: 1, boot: 1, sequence: self.index };
         let data = InternalRequest { header, request }.encode();
-        let (_, result) = self.machine.apply(self.index, &data, Instant::ZERO).expect("applies");
+        let (_, result) = self.machine.apply(self.index, 1, &data, Instant::ZERO).expect("applies");
         let events = self.machine.take_events();
         for revision in events.chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision) {
             self.hub.notify(revision[0].kv.mod_revision, revision);

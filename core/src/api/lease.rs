@@ -111,6 +111,20 @@ pub struct LeaseCheckpoint {
 pub struct LeaseCheckpointRequest {
     /// The checkpoints.
     pub checkpoints: Vec<LeaseCheckpoint>,
+    /// The term of the leader that measured them: they apply only from an entry of that term
+    /// (0: always), so a later leader never applies another leader's stale remainders.
+    pub term: u64,
+}
+
+/// Revokes a lease the leader of `term` found expired; proposed by that leader, never by
+/// clients. It takes effect only from an entry of that term: the same proposal forwarded to a
+/// later leader (which may have renewed the lease since) does nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseExpireRequest {
+    /// The lease.
+    pub id: LeaseId,
+    /// The term of the leader that found it expired.
+    pub term: u64,
 }
 
 /// The answer to a checkpoint.

@@ -32,6 +32,8 @@ pub enum Request {
     LeaseLeases(LeaseLeasesRequest),
     /// Record remaining TTLs; the leader proposes these itself, clients cannot.
     LeaseCheckpoint(LeaseCheckpointRequest),
+    /// Revoke an expired lease; the leader proposes these itself, clients cannot.
+    LeaseExpire(LeaseExpireRequest),
 }
 
 /// The answer to a [`Request`].

@@ -280,11 +280,12 @@ impl StateMachine {
         }
     }
 
-    /// Applies the normal entry at `index` at time `now`. Returns its header and result, or
-    /// `None` if it was applied before or carries nothing.
+    /// Applies the normal entry at `index` of raft term `term` at time `now`. Returns its
+    /// header and result, or `None` if it was applied before or carries nothing.
     pub fn apply(
         &mut self,
         index: u64,
+        term: u64,
         data: &[u8],
         now: Instant,
     ) -> Option<(RequestHeader, Result<Response, Error>)> {
@@ -307,7 +308,7 @@ impl StateMachine {
             return None;
         }
         let before = self.kv.current_revision();
-        let result = self.execute(&request.request, now);
+        let result = self.execute(&request.request, term, now);
         let after = self.kv.current_revision();
         if after > before {
             let events = self.kv.events_at(after);
@@ -318,7 +319,7 @@ impl StateMachine {
     }
 
     /// Runs a request against the key space and the leases.
-    fn execute(&mut self, request: &Request, now: Instant) -> Result<Response, Error> {
+    fn execute(&mut self, request: &Request, term: u64, now: Instant) -> Result<Response, Error> {
         let lessor = &self.lessor;
         let exists = |id| lessor.exists(id);
         let current = |kv: &KvStore| ResponseHeader::at(kv.current_revision());
@@ -338,8 +339,19 @@ impl StateMachine {
                 Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) })
             }
             Request::LeaseCheckpoint(checkpoint) => {
-                self.lessor.checkpoint(&checkpoint.checkpoints, now);
+                if checkpoint.term == 0 || checkpoint.term == term {
+                    self.lessor.checkpoint(&checkpoint.checkpoints, now);
+                }
                 Response::LeaseCheckpoint(LeaseCheckpointResponse { header: current(&self.kv) })
+            }
+            Request::LeaseExpire(expire) if expire.term != term => {
+                tracing::debug!(id = expire.id, "apply: an expiry from another term does nothing");
+                Response::LeaseRevoke(LeaseRevokeResponse { header: current(&self.kv) })
+            }
+            Request::LeaseExpire(expire) => {
+                let keys = self.lessor.revoke(expire.id)?;
+                let revision = self.kv.delete_keys(&keys);
+                Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) })
             }
             Request::LeaseKeepAlive(keep_alive) => {
                 Response::LeaseKeepAlive(self.renew_from_log(keep_alive.id, now))
@@ -418,7 +430,10 @@ pub fn validate(request: &Request, max_txn_ops: usize) -> Result<(), KvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{LeaseGrantRequest, LeaseRevokeRequest, PutRequest};
+    use crate::api::{
+        LeaseCheckpointRequest, LeaseExpireRequest, LeaseGrantRequest, LeaseRevokeRequest,
+        PutRequest,
+    };
 
     fn put_entry(sequence: u64, key: &str) -> Vec<u8> {
         let header = RequestHeader { proposer: 1, boot: 7, sequence };
@@ -429,17 +444,17 @@ mod tests {
     #[test]
     fn entries_apply_once_in_order() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        let (header, result) = machine.apply(3, &put_entry(1, "a"), Instant::ZERO).unwrap();
+        let (header, result) = machine.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).unwrap();
         assert_eq!((header.sequence, machine.applied()), (1, 3));
         assert!(matches!(result, Ok(Response::Put(_))));
         assert!(
-            machine.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(),
+            machine.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
             "replayed entries are skipped"
         );
-        assert!(machine.apply(2, &put_entry(2, "b"), Instant::ZERO).is_none());
+        assert!(machine.apply(2, 1, &put_entry(2, "b"), Instant::ZERO).is_none());
         assert_eq!(machine.kv().current_revision(), 2, "one write applied");
         machine.skip(4);
-        assert!(machine.apply(5, b"", Instant::ZERO).is_none());
+        assert!(machine.apply(5, 1, b"", Instant::ZERO).is_none());
         assert_eq!(machine.applied(), 5);
     }
 
@@ -447,7 +462,7 @@ mod tests {
     fn a_snapshot_restores_the_same_state() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         for (index, key) in ["a", "b", "a"].iter().enumerate() {
-            machine.apply(index as u64 + 1, &put_entry(index as u64, key), Instant::ZERO);
+            machine.apply(index as u64 + 1, 1, &put_entry(index as u64, key), Instant::ZERO);
         }
         let restored =
             StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
@@ -462,9 +477,9 @@ mod tests {
     #[test]
     fn a_request_committed_twice_takes_effect_once() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        assert!(machine.apply(1, &put_entry(1, "a"), Instant::ZERO).is_some());
+        assert!(machine.apply(1, 1, &put_entry(1, "a"), Instant::ZERO).is_some());
         assert!(
-            machine.apply(2, &put_entry(1, "a"), Instant::ZERO).is_none(),
+            machine.apply(2, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
             "the repeat is skipped"
         );
         assert_eq!((machine.applied(), machine.kv().current_revision()), (2, 2));
@@ -472,7 +487,7 @@ mod tests {
             StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
         let mut restored = restored;
         assert!(
-            restored.apply(3, &put_entry(1, "a"), Instant::ZERO).is_none(),
+            restored.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
             "snapshots remember applied requests"
         );
     }
@@ -480,7 +495,7 @@ mod tests {
     #[test]
     fn an_undecodable_entry_is_skipped_but_counted() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        assert!(machine.apply(1, b"\xff\xff\xff", Instant::ZERO).is_none());
+        assert!(machine.apply(1, 1, b"\xff\xff\xff", Instant::ZERO).is_none());
         assert_eq!((machine.applied(), machine.kv().current_revision()), (1, 1));
     }
 
@@ -493,7 +508,7 @@ mod tests {
     fn a_put_on_an_unknown_lease_fails() {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         let put = PutRequest { key: b"k".to_vec(), lease: 5, ..PutRequest::default() };
-        let (_, result) = machine.apply(1, &entry(1, Request::Put(put)), Instant::ZERO).unwrap();
+        let (_, result) = machine.apply(1, 1, &entry(1, Request::Put(put)), Instant::ZERO).unwrap();
         assert_eq!(result, Err(Error::Kv(KvError::LeaseNotFound)));
     }
 
@@ -502,14 +517,14 @@ mod tests {
         let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
         let now = Instant::ZERO;
         let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 1, id: 9 });
-        let (_, granted) = machine.apply(1, &entry(1, grant), now).unwrap();
+        let (_, granted) = machine.apply(1, 1, &entry(1, grant), now).unwrap();
         let Ok(Response::LeaseGrant(granted)) = granted else { panic!("{granted:?}") };
         assert_eq!((granted.id, granted.ttl), (9, 2), "raised to the minimum TTL");
         for (sequence, key) in [(2, "b"), (3, "a"), (4, "plain")] {
             let lease = if key == "plain" { 0 } else { 9 };
             let put = PutRequest { key: key.into(), lease, ..PutRequest::default() };
             let (_, put) =
-                machine.apply(sequence + 1, &entry(sequence, Request::Put(put)), now).unwrap();
+                machine.apply(sequence + 1, 1, &entry(sequence, Request::Put(put)), now).unwrap();
             assert!(put.is_ok());
         }
         assert_eq!(machine.take_events().len(), 3, "every write's events are kept");
@@ -517,7 +532,7 @@ mod tests {
         let mut restored = restored.unwrap();
         assert_eq!(restored.lessor().get(9).unwrap().keys.len(), 2, "attachments rebuilt");
         let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
-        let (_, revoked) = restored.apply(6, &entry(6, revoke), now).unwrap();
+        let (_, revoked) = restored.apply(6, 1, &entry(6, revoke), now).unwrap();
         let Ok(Response::LeaseRevoke(revoked)) = revoked else { panic!("{revoked:?}") };
         assert_eq!(revoked.header.revision, 5, "both keys go in one revision");
         let events = restored.take_events();
@@ -525,7 +540,31 @@ mod tests {
         assert_eq!(keys, [&b"a"[..], b"b"], "deleted in key order");
         assert!(restored.kv().get_live(b"plain").is_some());
         let again = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
-        let (_, again) = restored.apply(7, &entry(7, again), now).unwrap();
+        let (_, again) = restored.apply(7, 1, &entry(7, again), now).unwrap();
         assert_eq!(again, Err(Error::Kv(KvError::LeaseNotFound)));
+    }
+
+    /// Found by the simulator: an old leader's expiry, forwarded to the next leader after that
+    /// one had renewed the lease, revoked a lease a client had just kept alive.
+    #[test]
+    fn an_expiry_applies_only_in_the_term_that_decided_it() {
+        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        let now = Instant::ZERO;
+        let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 9 });
+        let (_, result) = machine.apply(1, 1, &entry(1, grant), now).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        let expire = |term| Request::LeaseExpire(LeaseExpireRequest { id: 9, term });
+        let (_, result) = machine.apply(2, 3, &entry(2, expire(2)), now).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert!(machine.lessor().exists(9), "decided in term 2, committed in term 3: ignored");
+        let stale = LeaseCheckpoint { id: 9, remaining_ttl: 1 };
+        let checkpoint = LeaseCheckpointRequest { checkpoints: vec![stale], term: 2 };
+        let (_, result) =
+            machine.apply(3, 3, &entry(3, Request::LeaseCheckpoint(checkpoint)), now).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(machine.lessor().get(9).unwrap().remaining_ttl, 0, "stale remainder ignored");
+        let (_, result) = machine.apply(4, 3, &entry(4, expire(3)), now).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert!(!machine.lessor().exists(9), "decided and committed in term 3");
     }
 }

@@ -13,15 +13,19 @@
 //! - A renewal of an expired lease waits until its revoke is applied (then TTL 0), leadership is
 //!   lost (`not leader`), or the request times out, as etcd's `Renew` waits.
 //! - Every [`EXPIRY_CHECK_INTERVAL`] the leader proposes revokes for expired leases (at most
-//!   half of [`LEASE_REVOKE_RATE`] each time) and one entry of due checkpoints.
+//!   half of [`LEASE_REVOKE_RATE`] each time) and one entry of due checkpoints. Both carry the
+//!   leader's term and take effect only from an entry of that term: if leadership changes
+//!   first, the proposal may still be forwarded to the new leader and committed, but the new
+//!   leader may have renewed the lease meanwhile, so it does nothing. (etcd 3.4 proposes a
+//!   plain revoke, which can then revoke a lease the new leader just renewed.)
 //! - The lessor is promoted when the leader applies the empty entry of its term (everything
 //!   from earlier terms is applied by then), extended by one election timeout; it is demoted as
 //!   soon as this member stops leading.
 
 use super::{ClientId, Node};
 use crate::api::{
-    ClusterError, LeaseCheckpointRequest, LeaseId, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseRevokeRequest, Request, Response, ResponseHeader, ServerError,
+    ClusterError, LeaseCheckpointRequest, LeaseExpireRequest, LeaseId, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, Request, Response, ResponseHeader, ServerError,
 };
 use crate::lease::{RenewError, EXPIRY_CHECK_INTERVAL, LEASE_REVOKE_RATE, MAX_CHECKPOINT_BATCH};
 use crate::time::Instant;
@@ -103,14 +107,15 @@ impl Node {
             return;
         }
         let now = self.now;
+        let term = self.raw.raft.term;
         let expired = self.machine.lessor_mut().expired(now, LEASE_REVOKE_RATE / 2);
         for id in expired {
             tracing::debug!(id, "lease expired: proposing its revoke");
-            self.propose_write(None, Request::LeaseRevoke(LeaseRevokeRequest { id }));
+            self.propose_write(None, Request::LeaseExpire(LeaseExpireRequest { id, term }));
         }
         let checkpoints = self.machine.lessor_mut().due_checkpoints(now, MAX_CHECKPOINT_BATCH);
         if !checkpoints.is_empty() {
-            let request = Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
+            let request = Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints, term });
             self.propose_write(None, request);
         }
     }

@@ -168,7 +168,7 @@ impl Node {
         if entry.data.is_empty() && entry.index > self.machine.applied() {
             self.maybe_promote_lessor(entry.term);
         }
-        let applied = self.machine.apply(entry.index, &entry.data, self.now);
+        let applied = self.machine.apply(entry.index, entry.term, &entry.data, self.now);
         self.deliver_events();
         let Some((header, result)) = applied else { return };
         if header.proposer != self.config.id || header.boot != self.boot {
