@@ -1,0 +1,196 @@
+//! The KV workload: clients that put, delete, compare-and-swap and read (linearizable and
+//! serializable) a small key space on random members, and record every operation with its
+//! invocation and completion for the linearizability checker.
+
+use super::{leases, Event, World};
+use crate::history::{Op, OpKind, Outcome};
+use rand::Rng;
+use stead_core::api::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, PutRequest, RangeRequest,
+    Request, RequestOp, Response, ResponseOp, ServerError, TxnRequest,
+};
+use stead_core::node::Input;
+use stead_core::time::Duration;
+
+impl World {
+    /// A client picks its next operation and a member to send it to.
+    pub(super) fn client_next(&mut self, client: usize) {
+        if !self.clients_on {
+            return;
+        }
+        let scenario = &self.scenario;
+        let key = format!("key{}", self.workload.gen_range(0..scenario.keys));
+        let kind = if self.workload.gen_bool(scenario.read_fraction) {
+            OpKind::Get {
+                key,
+                serializable: self.workload.gen_bool(scenario.serializable_fraction),
+            }
+        } else if self.workload.gen_bool(scenario.delete_fraction) {
+            OpKind::Delete { key }
+        } else if self.workload.gen_bool(scenario.cas_fraction) {
+            self.next_value += 1;
+            let expected = self.seen.get(&(client, key.clone())).cloned().flatten();
+            OpKind::Cas { key, expected, value: format!("v{}", self.next_value) }
+        } else {
+            self.next_value += 1;
+            OpKind::Put { key, value: format!("v{}", self.next_value) }
+        };
+        let members: Vec<u64> = self.members.iter().copied().collect();
+        let target = members[self.workload.gen_range(0..members.len())];
+        let op = self.history.ops.len();
+        self.order += 1;
+        let invoke_order = self.order;
+        self.history.ops.push(Op {
+            client,
+            kind: kind.clone(),
+            invoke: self.now,
+            complete: None,
+            invoke_order,
+            complete_order: None,
+            outcome: Outcome::Pending,
+        });
+        if !matches!(self.hosts.get(&target), Some(Some(_))) {
+            // Connection refused: nothing was sent.
+            return self.finish_op(op, Outcome::Failed("connection refused".into()));
+        }
+        self.in_flight.insert(op, target as usize);
+        self.at(Duration::from_millis(self.scenario.op_timeout_ms), Event::ClientTimeout(op));
+        let request = match kind {
+            OpKind::Put { key, value } => Request::Put(PutRequest {
+                key: key.into_bytes(),
+                value: value.into_bytes(),
+                ..Default::default()
+            }),
+            OpKind::Delete { key } => Request::DeleteRange(DeleteRangeRequest {
+                key: key.into_bytes(),
+                ..Default::default()
+            }),
+            OpKind::Get { key, serializable } => Request::Range(RangeRequest {
+                key: key.into_bytes(),
+                serializable,
+                ..Default::default()
+            }),
+            OpKind::Cas { key, expected, value } => {
+                let target = match expected {
+                    Some(expected) => CompareTarget::Value(expected.into_bytes()),
+                    None => CompareTarget::Version(0),
+                };
+                let key = key.into_bytes();
+                let compare = Compare {
+                    result: CompareResult::Equal,
+                    target,
+                    key: key.clone(),
+                    range_end: Vec::new(),
+                };
+                let put = PutRequest {
+                    key: key.clone(),
+                    value: value.into_bytes(),
+                    ..Default::default()
+                };
+                let read = RangeRequest { key, ..Default::default() };
+                Request::Txn(TxnRequest {
+                    compare: vec![compare],
+                    success: vec![RequestOp::Put(put)],
+                    failure: vec![RequestOp::Range(read)],
+                })
+            }
+        };
+        self.input(target, Input::Client { id: op as u64, request });
+    }
+
+    pub(super) fn answer(&mut self, op: usize, result: Result<Response, Error>) {
+        if let Some(admin) = self.admin.remove(&(op as u64)) {
+            return self.admin_answered(admin, result);
+        }
+        if op as u64 >= leases::LEASE_REQUESTS {
+            return self.lease_answered(op as u64, result);
+        }
+        if self.in_flight.remove(&op).is_none() {
+            return; // The client gave up on it already.
+        }
+        let outcome = match (&self.history.ops[op].kind, result) {
+            (_, Ok(Response::Put(put))) => Outcome::Put { revision: put.header.revision },
+            (_, Ok(Response::DeleteRange(d))) => {
+                Outcome::Delete { revision: d.header.revision, deleted: d.deleted }
+            }
+            (_, Ok(Response::Range(range))) => {
+                let value =
+                    range.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                Outcome::Get { revision: range.header.revision, value }
+            }
+            (_, Ok(Response::Txn(txn))) => {
+                let value = match txn.responses.first() {
+                    Some(ResponseOp::Range(range)) => {
+                        range.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+                    }
+                    _ => None,
+                };
+                Outcome::Cas { revision: txn.header.revision, succeeded: txn.succeeded, value }
+            }
+            (OpKind::Get { .. }, Err(error)) => Outcome::Failed(error.to_string()),
+            // Refused outright: the request never took effect.
+            (
+                _,
+                Err(Error::Server(
+                    refusal @ (ServerError::NotSupportedForLearner
+                    | ServerError::Stopped
+                    | ServerError::TooManyRequests
+                    | ServerError::RequestTooLarge),
+                )),
+            ) => Outcome::Failed(refusal.message().into()),
+            // A write the server gave up on (timeout, leader change) may still commit.
+            (_, Err(Error::Server(_))) => Outcome::Unknown,
+            (_, Err(error)) => Outcome::Failed(error.to_string()),
+            (_, Ok(other)) => Outcome::Failed(format!("unexpected answer {other:?}")),
+        };
+        let wrote = matches!(
+            outcome,
+            Outcome::Put { .. } | Outcome::Cas { succeeded: true, .. } | Outcome::Delete { .. }
+        );
+        if self.now >= self.safety_end && wrote {
+            self.acknowledged_after_heal += 1;
+        }
+        self.finish_op(op, outcome);
+    }
+
+    pub(super) fn client_timeout(&mut self, op: usize) {
+        if self.in_flight.remove(&op).is_some() {
+            let outcome = match self.history.ops[op].kind {
+                OpKind::Get { .. } => Outcome::Failed("client timeout".into()),
+                _ => Outcome::Unknown,
+            };
+            self.finish_op(op, outcome);
+        }
+    }
+
+    pub(super) fn finish_op(&mut self, op: usize, outcome: Outcome) {
+        let learned = match (&self.history.ops[op].kind, &outcome) {
+            (OpKind::Get { key, .. }, Outcome::Get { value, .. }) => {
+                Some((key.clone(), value.clone()))
+            }
+            (OpKind::Put { key, value }, Outcome::Put { .. }) => {
+                Some((key.clone(), Some(value.clone())))
+            }
+            (OpKind::Cas { key, value, .. }, Outcome::Cas { succeeded: true, .. }) => {
+                Some((key.clone(), Some(value.clone())))
+            }
+            (OpKind::Cas { key, .. }, Outcome::Cas { value, .. }) => {
+                Some((key.clone(), value.clone()))
+            }
+            (OpKind::Delete { key }, Outcome::Delete { .. }) => Some((key.clone(), None)),
+            _ => None,
+        };
+        let client = self.history.ops[op].client;
+        if let Some((key, value)) = learned {
+            self.seen.insert((client, key), value);
+        }
+        self.order += 1;
+        let entry = &mut self.history.ops[op];
+        entry.outcome = outcome;
+        entry.complete = Some(self.now);
+        entry.complete_order = Some(self.order);
+        let client = entry.client;
+        let think = Duration::from_millis(self.workload.gen_range(0..=5));
+        self.at(think, Event::ClientNext(client));
+    }
+}
