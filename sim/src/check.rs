@@ -214,6 +214,19 @@ fn check_op(log: &Log, kind: &OpKind, outcome: &Outcome) -> Option<(&'static str
                 )
             })
         }
+        (OpKind::Range { start, end, .. }, Outcome::Range { revision, kvs }) => {
+            let expected: Vec<(String, String)> = log
+                .keys
+                .range::<String, _>(start..end)
+                .filter_map(|(key, _)| Some((key.clone(), log.state(key, *revision)?.clone())))
+                .collect();
+            (expected != *kvs).then(|| {
+                (
+                    "linearizability",
+                    format!("range [{start}, {end}) at revision {revision} read {kvs:?}, log has {expected:?}"),
+                )
+            })
+        }
         (OpKind::Get { key, .. }, Outcome::Get { revision, value }) => {
             let expected = log.state(key, *revision);
             (expected != value.as_ref()).then(|| {
@@ -243,7 +256,8 @@ fn position(kind: &OpKind, outcome: &Outcome) -> Option<(i64, bool)> {
         (OpKind::Delete { .. }, Outcome::Delete { revision, .. }) => {
             Some((2 * revision + 1, false))
         }
-        (OpKind::Get { serializable: false, .. }, Outcome::Get { revision, .. }) => {
+        (OpKind::Get { serializable: false, .. }, Outcome::Get { revision, .. })
+        | (OpKind::Range { serializable: false, .. }, Outcome::Range { revision, .. }) => {
             Some((2 * revision + 1, false))
         }
         _ => None,
@@ -458,6 +472,33 @@ mod tests {
             op(get(), 5, 5, Outcome::Get { revision: 2, value: Some("a".into()) }),
         ];
         assert_eq!(checks(ops, &events), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_range_read_must_match_the_log_and_real_time() {
+        let events = [put_event("j", "x", 2), put_event("k", "a", 3), put_event("k", "b", 4)];
+        let range = || OpKind::Range { start: "a".into(), end: "z".into(), serializable: false };
+        let seen = |kvs: &[(&str, &str)]| -> Vec<(String, String)> {
+            kvs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let writes = || {
+            let put_j = OpKind::Put { key: "j".into(), value: "x".into() };
+            vec![
+                op(put_j, 0, 1, Outcome::Put { revision: 2 }),
+                op(put("a"), 2, 3, Outcome::Put { revision: 3 }),
+                op(put("b"), 10, 15, Outcome::Put { revision: 4 }),
+            ]
+        };
+        let at_3 = |kvs| Outcome::Range { revision: 3, kvs };
+        let mut good = writes();
+        good.push(op(range(), 4, 5, at_3(seen(&[("j", "x"), ("k", "a")]))));
+        assert_eq!(checks(good, &events), Vec::<&str>::new());
+        let mut missing = writes();
+        missing.push(op(range(), 4, 5, at_3(seen(&[("k", "a")]))));
+        assert_eq!(checks(missing, &events), ["linearizability"]);
+        let mut stale = writes();
+        stale.push(op(range(), 16, 17, at_3(seen(&[("j", "x"), ("k", "a")]))));
+        assert_eq!(checks(stale, &events), ["linearizability"], "began after revision 4 was acked");
     }
 
     fn put(value: &str) -> OpKind {

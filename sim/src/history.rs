@@ -29,6 +29,15 @@ pub enum OpKind {
         /// A value unique to this operation.
         value: String,
     },
+    /// Read every key in `[start, end)`.
+    Range {
+        /// The first key.
+        start: String,
+        /// The end of the range (exclusive).
+        end: String,
+        /// Served locally, without a ReadIndex round.
+        serializable: bool,
+    },
     /// Read `key`.
     Get {
         /// The key.
@@ -71,6 +80,13 @@ pub enum Outcome {
         /// The value, if the key existed.
         value: Option<String>,
     },
+    /// The range read saw `kvs` (key, value), in key order, at header revision `revision`.
+    Range {
+        /// The answer's header revision.
+        revision: i64,
+        /// What it saw.
+        kvs: Vec<(String, String)>,
+    },
     /// The operation definitely did not take effect (it was refused).
     Failed(String),
     /// The client gave up or lost its member: a write may have taken effect.
@@ -84,7 +100,8 @@ impl Outcome {
             Outcome::Put { revision }
             | Outcome::Delete { revision, .. }
             | Outcome::Cas { revision, .. }
-            | Outcome::Get { revision, .. } => Some(*revision),
+            | Outcome::Get { revision, .. }
+            | Outcome::Range { revision, .. } => Some(*revision),
             _ => None,
         }
     }

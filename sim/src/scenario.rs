@@ -30,6 +30,8 @@ pub struct Scenario {
     pub read_fraction: f64,
     /// Share of reads that are serializable.
     pub serializable_fraction: f64,
+    /// Share of reads that read a range of keys instead of one key.
+    pub range_fraction: f64,
     /// Share of writes that are deletes.
     pub delete_fraction: f64,
     /// Share of writes that are compare-and-swap transactions.
@@ -50,6 +52,8 @@ pub struct Scenario {
     pub leadership: Leadership,
     /// Membership changes during the safety phase.
     pub membership: Membership,
+    /// Compactions the world asks for during the safety phase.
+    pub compaction: Compaction,
     /// Watch sessions that follow every key and resume elsewhere when their member goes away.
     pub watch: Watch,
     /// Clients that grant leases, attach keys, keep them alive for a while, then revoke them
@@ -155,6 +159,22 @@ pub struct Leadership {
     pub transfer_every_ms: u64,
 }
 
+/// Compactions (`[compaction]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Compaction {
+    /// How often a member is asked to compact (0: never).
+    pub every_ms: u64,
+    /// Compact at the newest recorded revision minus this many.
+    pub keep_revisions: i64,
+}
+
+impl Default for Compaction {
+    fn default() -> Self {
+        Compaction { every_ms: 0, keep_revisions: 20 }
+    }
+}
+
 /// Watch sessions (`[watch]`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -166,11 +186,14 @@ pub struct Watch {
     pub ack_delay_ms_max: u64,
     /// How often each watcher asks for a progress notification (0: never).
     pub progress_every_ms: u64,
+    /// Event responses a member lets a stream have outstanding (etcd: 128); small values
+    /// make watchers victims often.
+    pub stream_capacity: usize,
 }
 
 impl Default for Watch {
     fn default() -> Self {
-        Watch { watchers: 0, ack_delay_ms_max: 20, progress_every_ms: 700 }
+        Watch { watchers: 0, ack_delay_ms_max: 20, progress_every_ms: 700, stream_capacity: 128 }
     }
 }
 
@@ -206,6 +229,7 @@ impl Default for Scenario {
             keys: 8,
             read_fraction: 0.4,
             serializable_fraction: 0.25,
+            range_fraction: 0.25,
             delete_fraction: 0.1,
             cas_fraction: 0.2,
             network: Network::default(),
@@ -216,6 +240,7 @@ impl Default for Scenario {
             pauses: Pauses::default(),
             leadership: Leadership::default(),
             membership: Membership::default(),
+            compaction: Compaction::default(),
             watch: Watch::default(),
             leases: Leases::default(),
             snapshot_count: 500,
@@ -248,6 +273,7 @@ impl Scenario {
         let fractions = [
             self.read_fraction,
             self.serializable_fraction,
+            self.range_fraction,
             self.delete_fraction,
             self.cas_fraction,
             self.leases.revoke_fraction,

@@ -78,10 +78,12 @@ fn the_workload_covers_every_operation_kind() {
         matches!((k, o), (OpKind::Get { serializable: true, .. }, Outcome::Get { .. }))
     });
     let unknown = count(&|_, o| matches!(o, Outcome::Unknown));
-    let counts = [cas_won, cas_lost, deleted, linearizable_reads, serializable_reads, unknown];
+    let ranges = count(&|_, o| matches!(o, Outcome::Range { kvs, .. } if kvs.len() > 1));
+    let counts =
+        [cas_won, cas_lost, deleted, linearizable_reads, serializable_reads, unknown, ranges];
     assert!(
         counts.iter().all(|&n| n > 0),
-        "cas won/lost, deletes, lin/ser reads, unknown: {counts:?}"
+        "cas won/lost, deletes, lin/ser reads, unknown, ranges: {counts:?}"
     );
     assert!(outcomes.violations.is_empty(), "{:?}", outcomes.violations);
 }
@@ -96,7 +98,7 @@ fn the_watch_and_lease_workloads_run() {
         .expect("mixed-faults");
     let scenario = Scenario::from_file(&file).unwrap();
     assert!(scenario.watch.watchers > 0 && scenario.leases.clients > 0);
-    let (mut sessions, mut events, mut progress, mut open) = (0, 0, 0, 0);
+    let (mut sessions, mut events, mut progress, mut open, mut compacted) = (0, 0, 0, 0, 0);
     let (mut leases, mut renewals, mut revoked, mut abandoned) = (0, 0, 0, 0);
     for seed in 5..8 {
         let outcomes = stead_sim::world::World::new(scenario.clone(), seed, None).run();
@@ -106,6 +108,7 @@ fn the_watch_and_lease_workloads_run() {
             events += session.events.len();
             progress += session.progress.len();
             open += usize::from(session.open_at.is_some());
+            compacted += usize::from(session.compacted.is_some());
         }
         for life in &outcomes.lease_lives {
             leases += 1;
@@ -114,8 +117,8 @@ fn the_watch_and_lease_workloads_run() {
             abandoned += usize::from(life.abandoned.is_some());
         }
     }
-    let watch = [sessions, events, progress, open];
-    assert!(watch.iter().all(|&n| n > 2), "resumed sessions, events, progress, open: {watch:?}");
+    let watch = [sessions, events, progress, open, compacted];
+    assert!(watch.iter().all(|&n| n > 0), "resumed, events, progress, open, compacted: {watch:?}");
     let lease = [leases, renewals, revoked, abandoned];
     assert!(lease.iter().all(|&n| n > 2), "leases, renewals, revoked, abandoned: {lease:?}");
 }

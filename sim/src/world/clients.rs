@@ -6,8 +6,8 @@ use super::{leases, Event, World};
 use crate::history::{Op, OpKind, Outcome};
 use rand::Rng;
 use stead_core::api::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, PutRequest, RangeRequest,
-    Request, RequestOp, Response, ResponseOp, ServerError, TxnRequest,
+    CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error,
+    PutRequest, RangeRequest, Request, RequestOp, Response, ResponseOp, ServerError, TxnRequest,
 };
 use stead_core::node::Input;
 use stead_core::time::Duration;
@@ -21,9 +21,14 @@ impl World {
         let scenario = &self.scenario;
         let key = format!("key{}", self.workload.gen_range(0..scenario.keys));
         let kind = if self.workload.gen_bool(scenario.read_fraction) {
-            OpKind::Get {
-                key,
-                serializable: self.workload.gen_bool(scenario.serializable_fraction),
+            let serializable = self.workload.gen_bool(scenario.serializable_fraction);
+            if self.workload.gen_bool(scenario.range_fraction) {
+                let first = self.workload.gen_range(0..scenario.keys);
+                let last = self.workload.gen_range(first + 1..=scenario.keys);
+                let end = if last == scenario.keys { "kez".into() } else { format!("key{last}") };
+                OpKind::Range { start: format!("key{first}"), end, serializable }
+            } else {
+                OpKind::Get { key, serializable }
             }
         } else if self.workload.gen_bool(scenario.delete_fraction) {
             OpKind::Delete { key }
@@ -70,6 +75,12 @@ impl World {
                 serializable,
                 ..Default::default()
             }),
+            OpKind::Range { start, end, serializable } => Request::Range(RangeRequest {
+                key: start.into_bytes(),
+                range_end: end.into_bytes(),
+                serializable,
+                ..Default::default()
+            }),
             OpKind::Cas { key, expected, value } => {
                 let target = match expected {
                     Some(expected) => CompareTarget::Value(expected.into_bytes()),
@@ -113,6 +124,11 @@ impl World {
             (_, Ok(Response::DeleteRange(d))) => {
                 Outcome::Delete { revision: d.header.revision, deleted: d.deleted }
             }
+            (OpKind::Range { .. }, Ok(Response::Range(range))) => {
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                let kvs = range.kvs.iter().map(|kv| (text(&kv.key), text(&kv.value))).collect();
+                Outcome::Range { revision: range.header.revision, kvs }
+            }
             (_, Ok(Response::Range(range))) => {
                 let value =
                     range.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
@@ -127,7 +143,9 @@ impl World {
                 };
                 Outcome::Cas { revision: txn.header.revision, succeeded: txn.succeeded, value }
             }
-            (OpKind::Get { .. }, Err(error)) => Outcome::Failed(error.to_string()),
+            (OpKind::Get { .. } | OpKind::Range { .. }, Err(error)) => {
+                Outcome::Failed(error.to_string())
+            }
             // Refused outright: the request never took effect.
             (
                 _,
@@ -153,10 +171,31 @@ impl World {
         self.finish_op(op, outcome);
     }
 
+    /// Asks a random running member to compact, keeping the newest recorded revisions (the
+    /// world has recorded everything below, so the checkers keep the whole history).
+    pub(super) fn compact(&mut self) {
+        if !self.faults_on {
+            return;
+        }
+        let revision = self.logged_revision - self.scenario.compaction.keep_revisions;
+        let running: Vec<u64> =
+            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
+        if revision > self.compacted.max(1) && !running.is_empty() {
+            self.compacted = revision;
+            let member = running[self.workload.gen_range(0..running.len())];
+            let id = self.admin_request_id();
+            let request = Request::Compact(CompactionRequest { revision, physical: true });
+            self.input(member, Input::Client { id, request });
+        }
+        self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
+    }
+
     pub(super) fn client_timeout(&mut self, op: usize) {
         if self.in_flight.remove(&op).is_some() {
             let outcome = match self.history.ops[op].kind {
-                OpKind::Get { .. } => Outcome::Failed("client timeout".into()),
+                OpKind::Get { .. } | OpKind::Range { .. } => {
+                    Outcome::Failed("client timeout".into())
+                }
                 _ => Outcome::Unknown,
             };
             self.finish_op(op, outcome);

@@ -1,7 +1,8 @@
 //! Lease workload: clients that hold leases the way a lock service or a registration would.
 //!
 //! Each client grants a lease, attaches two keys to it, then keeps it alive a random number of
-//! times (every third of its TTL, reading a key after each renewal), and finally revokes it or
+//! times (each time after reading a key at a random point late in its TTL, where an early
+//! expiry would show), and finally revokes it or
 //! walks away and lets it expire, then starts over. Requests go to random members; a keep-alive
 //! that reaches a follower hears `not leader` and is sent again elsewhere (the network layer
 //! forwards it in the real binary). Everything a client saw is recorded for `check_lease`.
@@ -82,7 +83,7 @@ impl World {
                 Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: life.id })
             }
             (Step::Read | Step::ReadRevoked, Some(life)) => Request::Range(RangeRequest {
-                key: life.key(0).into_bytes(),
+                key: life.keys.first().cloned().unwrap_or_else(|| life.key(0)).into_bytes(),
                 ..RangeRequest::default()
             }),
             (Step::Revoke, Some(life)) => Request::LeaseRevoke(LeaseRevokeRequest { id: life.id }),
@@ -127,7 +128,10 @@ impl World {
         let gone = Gone { invoke, complete: now };
         let mut next = state.step;
         let mut delay = Duration::from_millis(self.workload.gen_range(1..=20));
-        let third = Duration::from_millis(self.scenario.leases.ttl_s as u64 * 1000 / 3);
+        // Reads probe the lease late in its TTL, where an early expiry would show.
+        let ttl_ms = self.scenario.leases.ttl_s as u64 * 1000;
+        let probe =
+            Duration::from_millis(self.workload.gen_range(ttl_ms * 3 / 10..=ttl_ms * 97 / 100));
         match (state.step, result) {
             (Step::Grant, Some(Ok(Response::LeaseGrant(granted)))) => {
                 let life = self.lease_lives.len();
@@ -152,8 +156,12 @@ impl World {
                     Some(Err(Error::Kv(KvError::LeaseNotFound))) => life.gone.push(gone),
                     _ => life.maybe_keys.push(life.key(n)),
                 }
-                next = if n == 0 { Step::Put(1) } else { Step::Renew };
-                delay = third;
+                if n == 0 {
+                    next = Step::Put(1);
+                } else {
+                    next = Step::Read;
+                    delay = probe;
+                }
             }
             (Step::Renew, Some(Err(Error::Cluster(ClusterError::NotLeader)))) => {}
             (Step::Renew, answer) => {
@@ -166,12 +174,12 @@ impl World {
                     _ => {}
                 }
                 next = Step::Read;
+                delay = probe;
             }
             (Step::Read, answer) => {
                 let life = &mut self.lease_lives[state.life.expect("granted")];
-                let first_key_acked = life.keys.first() == Some(&life.key(0));
                 if let Some(Ok(Response::Range(range))) = answer {
-                    if range.kvs.is_empty() && first_key_acked {
+                    if range.kvs.is_empty() && !life.keys.is_empty() {
                         life.gone.push(gone);
                     }
                 }
@@ -179,7 +187,6 @@ impl World {
                 if *left > 0 {
                     *left -= 1;
                     next = Step::Renew;
-                    delay = third;
                 } else if self.workload.gen_bool(self.scenario.leases.revoke_fraction) {
                     next = Step::Revoke;
                 } else {

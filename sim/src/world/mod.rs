@@ -80,6 +80,8 @@ enum Event {
     WatchHop(u64),
     /// Open watch sessions note their member's revision: they must reach it by the end.
     WatchMark,
+    /// A member is asked to compact.
+    Compact,
     /// A lease client sends its next request.
     LeaseNext(usize),
     /// A lease client gives up on a request.
@@ -174,6 +176,8 @@ pub struct World {
     /// Watch streams by id.
     streams: BTreeMap<u64, watchers::Stream>,
     next_stream: u64,
+    /// Watchers whose next session starts over from an old revision.
+    watch_restarts: BTreeSet<usize>,
     lease_clients: Vec<leases::LeaseClient>,
     /// Every lease a lease client was granted.
     lease_lives: Vec<crate::check_lease::LeaseLife>,
@@ -181,6 +185,13 @@ pub struct World {
     next_lease_request: u64,
     /// Every forward clock jump, for the lease checker's skew bound.
     clock_jumps: Vec<(Instant, Duration)>,
+    /// Every event the cluster applied, in revision order, recorded as members applied them
+    /// (compaction later removes history from the members, not from here).
+    log: Vec<stead_core::api::Event>,
+    /// The highest revision in `log`.
+    logged_revision: i64,
+    /// The highest revision the world asked a member to compact at.
+    compacted: i64,
 }
 
 impl World {
@@ -228,11 +239,15 @@ impl World {
             watch_sessions: Vec::new(),
             streams: BTreeMap::new(),
             next_stream: 0,
+            watch_restarts: BTreeSet::new(),
             lease_clients: Vec::new(),
             lease_lives: Vec::new(),
             lease_pending: BTreeMap::new(),
             next_lease_request: 0,
             clock_jumps: Vec::new(),
+            log: Vec::new(),
+            logged_revision: 1,
+            compacted: 0,
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -258,6 +273,7 @@ impl World {
         config.snapshot_count = self.scenario.snapshot_count;
         config.snapshot_catch_up_entries = self.scenario.snapshot_count / 2;
         config.join_existing = self.joined.contains(&id);
+        config.watch_stream_capacity = self.scenario.watch.stream_capacity.max(1);
         config
     }
 
@@ -301,6 +317,7 @@ impl World {
             (scenario.clocks.jump_every_ms, Event::ClockJump),
             (scenario.leadership.transfer_every_ms, Event::Transfer),
             (scenario.membership.churn_every_ms, Event::Churn),
+            (scenario.compaction.every_ms, Event::Compact),
         ];
         for (every_ms, event) in faults {
             self.schedule_fault(every_ms, event);
@@ -368,6 +385,7 @@ impl World {
             Event::WatchHop(stream) => self.watch_hop(stream),
             Event::WatchMark => self.watch_mark_open_sessions(),
             Event::LeaseNext(client) => self.lease_next(client),
+            Event::Compact => self.compact(),
             Event::LeaseTimeout(id) => self.lease_timeout(id),
         }
     }
@@ -424,6 +442,7 @@ impl World {
             Ok(outputs) => outputs,
             Err(error) => return self.host_failed(id, error),
         };
+        self.record_applied(id);
         let unsynced = self.hosts.get(&id).and_then(Option::as_ref).is_some_and(|h| h.unsynced());
         if unsynced && self.syncing.insert(id) {
             let disk = &self.scenario.disk;
@@ -588,6 +607,20 @@ impl World {
         }
     }
 
+    /// Records the events member `id` applied beyond what is recorded. Members agree on every
+    /// revision (raft safety checks that), so whichever applies a revision first records it.
+    fn record_applied(&mut self, id: u64) {
+        let Some(Some(host)) = self.hosts.get(&id) else { return };
+        let kv = host.node().kv();
+        let current = kv.current_revision();
+        if current > self.logged_revision {
+            if let Ok(events) = kv.events_between(self.logged_revision + 1, current + 1) {
+                self.log.extend(events);
+                self.logged_revision = current;
+            }
+        }
+    }
+
     /// The final checks: convergence, liveness, and the history against the final log.
     fn finish(mut self, end: Instant) -> Outcomes {
         let nodes: Vec<_> = self.hosts.values().flatten().map(|h| h.node()).collect();
@@ -614,34 +647,50 @@ impl World {
                 .push(Violation::new("liveness", "no write succeeded after the faults healed"));
         }
         if let Some(node) = nodes.iter().max_by_key(|n| n.applied_index()) {
-            match node.kv().events_since(1) {
-                Ok(events) => {
-                    // The KV workload's keys; lease clients' keys have their own checker.
-                    let kv_events: Vec<_> =
-                        events.iter().filter(|e| e.kv.key.starts_with(b"key")).cloned().collect();
-                    let history = &self.history;
-                    self.violations.extend(crate::check::linearizability(history, &kv_events));
-                    let sessions = &self.watch_sessions;
-                    self.violations.extend(crate::check_watch::check(sessions, &events));
-                    let leader = nodes.iter().find(|n| n.is_leader()).unwrap_or(node);
-                    let final_state = crate::check_lease::Final {
-                        end,
-                        faults_stopped: self.safety_end,
-                        election_timeout: Duration::from_secs(1),
-                        events: &events,
-                        leases: leader.lessor().ids(),
-                    };
-                    let skew = crate::check_lease::Skew {
-                        max_drift_ppm: self.scenario.clocks.max_drift_ppm,
-                        jumps: self.clock_jumps.clone(),
-                    };
-                    let lives = &self.lease_lives;
-                    self.violations.extend(crate::check_lease::check(lives, &skew, &final_state));
-                }
-                Err(error) => self
-                    .violations
-                    .push(Violation::new("history", format!("no full history: {error}"))),
+            let compacted = node.kv().compacted_revision();
+            let recorded = self.log.iter().filter(|e| e.kv.mod_revision > compacted);
+            let recorded: Vec<_> = recorded.cloned().collect();
+            match node.kv().events_since(compacted + 1) {
+                Ok(tail) if tail != recorded => self.violations.push(Violation::new(
+                    "history",
+                    format!(
+                        "the recorded history ({} events) and the final log ({} since revision \
+                         {compacted}) differ",
+                        recorded.len(),
+                        tail.len()
+                    ),
+                )),
+                Ok(_) => {}
+                Err(error) => self.violations.push(Violation::new("history", error.to_string())),
             }
+            let revisions: BTreeSet<i64> = self.log.iter().map(|e| e.kv.mod_revision).collect();
+            let last = node.kv().current_revision();
+            if revisions.len() as i64 != last - 1 {
+                let detail = format!("recorded {} of {} revisions", revisions.len(), last - 1);
+                self.violations.push(Violation::new("history", detail));
+            }
+            let events = std::mem::take(&mut self.log);
+            // The KV workload's keys; lease clients' keys have their own checker.
+            let kv_events: Vec<_> =
+                events.iter().filter(|e| e.kv.key.starts_with(b"key")).cloned().collect();
+            let history = &self.history;
+            self.violations.extend(crate::check::linearizability(history, &kv_events));
+            let sessions = &self.watch_sessions;
+            self.violations.extend(crate::check_watch::check(sessions, &events));
+            let leader = nodes.iter().find(|n| n.is_leader()).unwrap_or(node);
+            let final_state = crate::check_lease::Final {
+                end,
+                faults_stopped: self.safety_end,
+                election_timeout: Duration::from_secs(1),
+                events: &events,
+                leases: leader.lessor().ids(),
+            };
+            let skew = crate::check_lease::Skew {
+                max_drift_ppm: self.scenario.clocks.max_drift_ppm,
+                jumps: self.clock_jumps.clone(),
+            };
+            let lives = &self.lease_lives;
+            self.violations.extend(crate::check_lease::check(lives, &skew, &final_state));
         }
         Outcomes {
             trace_hash: self.trace_hash,

@@ -98,7 +98,14 @@ impl World {
         entry.open = false;
         let session = &self.watch_sessions[entry.session];
         let next = session.events.last().map_or(session.start, |e| e.kv.mod_revision + 1);
+        // History that compaction removed is gone: go on from after it, as clients must.
+        let next = session.compacted.map_or(next, |compacted| next.max(compacted + 1));
         let watcher = session.watcher;
+        let next = if self.watch_restarts.remove(&watcher) {
+            self.workload.gen_range(1..=next.max(1))
+        } else {
+            next
+        };
         self.at(Duration::from_millis(100), Event::WatchStart(watcher, Some(next)));
     }
 
@@ -106,6 +113,13 @@ impl World {
     pub(super) fn watch_hop(&mut self, stream: u64) {
         let Some(&Stream { member, open: true, .. }) = self.streams.get(&stream) else { return };
         if self.clients_on {
+            // Now and then the watcher starts over from an old revision, as a cache rebuilding
+            // from a checkpoint would; compaction may have removed it.
+            if self.workload.gen_bool(0.25) {
+                let session = self.streams[&stream].session;
+                let watcher = self.watch_sessions[session].watcher;
+                self.watch_restarts.insert(watcher);
+            }
             self.input(member, Input::WatchClosed { stream });
             self.watch_end(stream);
         }
