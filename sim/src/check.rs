@@ -319,7 +319,7 @@ fn logged_revision(log: &Log, kind: &OpKind) -> Option<i64> {
 #[derive(Clone, Debug, Default)]
 pub struct RaftSafety {
     leaders: BTreeMap<u64, u64>,
-    applied: BTreeMap<u64, (u32, u32)>,
+    applied: BTreeMap<u64, (u32, Option<u32>)>,
 }
 
 /// What a member looks like at one moment, for [`RaftSafety`].
@@ -335,8 +335,9 @@ pub struct MemberView {
     pub applied_index: u64,
     /// Its applied-log digest.
     pub applied_digest: u32,
-    /// Its key-space hash.
-    pub kv_hash: u32,
+    /// Its key-space hash, when it was taken (hashing the whole key space is costly, so the
+    /// world samples it).
+    pub kv_hash: Option<u32>,
 }
 
 impl RaftSafety {
@@ -350,9 +351,12 @@ impl RaftSafety {
                 return Some(Violation::new("raft-safety", detail));
             }
         }
-        let state = (view.applied_digest, view.kv_hash);
-        let known = *self.applied.entry(view.applied_index).or_insert(state);
-        (known != state).then(|| {
+        let known = self.applied.entry(view.applied_index).or_insert((view.applied_digest, None));
+        let hashes_differ = matches!((known.1, view.kv_hash), (Some(a), Some(b)) if a != b);
+        if known.1.is_none() {
+            known.1 = view.kv_hash;
+        }
+        (known.0 != view.applied_digest || hashes_differ).then(|| {
             Violation::new(
                 "raft-safety",
                 format!("member {} diverged at applied index {}", view.id, view.applied_index),
@@ -520,7 +524,7 @@ mod tests {
         applied_index: u64,
         applied_digest: u32,
     ) -> MemberView {
-        MemberView { id, term, leading, applied_index, applied_digest, kv_hash: 0 }
+        MemberView { id, term, leading, applied_index, applied_digest, kv_hash: Some(0) }
     }
 
     #[test]
