@@ -89,6 +89,9 @@ pub struct Partitions {
     pub duration_ms: u64,
     /// Cut links one way only (messages from the isolated side still flow).
     pub one_way: bool,
+    /// Cut a random half of the links instead of splitting the members into two sides: members
+    /// may then reach each other only through a third.
+    pub partial: bool,
 }
 
 /// Power losses during the safety phase.

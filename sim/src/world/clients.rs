@@ -1,6 +1,10 @@
 //! The KV workload: clients that put, delete, compare-and-swap and read (linearizable and
 //! serializable) a small key space on random members, and record every operation with its
 //! invocation and completion for the linearizability checker.
+//!
+//! Like etcd's client, a client whose chosen member is down sends to another running one, and
+//! a read that failed because leadership changed (`leader changed`, `no leader`, a timeout) is
+//! retried at once as a new operation. Writes are not retried: a retried write may apply twice.
 
 use super::{leases, Event, World};
 use crate::history::{Op, OpKind, Outcome};
@@ -20,7 +24,9 @@ impl World {
         }
         let scenario = &self.scenario;
         let key = format!("key{}", self.workload.gen_range(0..scenario.keys));
-        let kind = if self.workload.gen_bool(scenario.read_fraction) {
+        let kind = if let Some(retry) = self.read_retries.remove(&client) {
+            retry
+        } else if self.workload.gen_bool(scenario.read_fraction) {
             let serializable = self.workload.gen_bool(scenario.serializable_fraction);
             if self.workload.gen_bool(scenario.range_fraction) {
                 let first = self.workload.gen_range(0..scenario.keys);
@@ -41,7 +47,17 @@ impl World {
             OpKind::Put { key, value: format!("v{}", self.next_value) }
         };
         let members: Vec<u64> = self.members.iter().copied().collect();
-        let target = members[self.workload.gen_range(0..members.len())];
+        let mut target = members[self.workload.gen_range(0..members.len())];
+        if !matches!(self.hosts.get(&target), Some(Some(_))) {
+            let running: Vec<u64> = members
+                .iter()
+                .copied()
+                .filter(|m| matches!(self.hosts.get(m), Some(Some(_))))
+                .collect();
+            if !running.is_empty() {
+                target = running[self.workload.gen_range(0..running.len())];
+            }
+        }
         let op = self.history.ops.len();
         self.order += 1;
         let invoke_order = self.order;
@@ -222,6 +238,13 @@ impl World {
         let client = self.history.ops[op].client;
         if let Some((key, value)) = learned {
             self.seen.insert((client, key), value);
+        }
+        let read = matches!(self.history.ops[op].kind, OpKind::Get { .. } | OpKind::Range { .. });
+        let unavailable = [ServerError::LeaderChanged, ServerError::NoLeader, ServerError::Timeout]
+            .iter()
+            .any(|e| matches!(&outcome, Outcome::Failed(reason) if reason == e.message()));
+        if read && unavailable {
+            self.read_retries.insert(client, self.history.ops[op].kind.clone());
         }
         self.order += 1;
         let entry = &mut self.history.ops[op];

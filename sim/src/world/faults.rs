@@ -129,6 +129,34 @@ impl World {
             return;
         }
         let nodes: Vec<u64> = self.members.iter().copied().collect();
+        if self.scenario.partitions.partial {
+            self.partial_partition(&nodes);
+        } else {
+            self.split(&nodes);
+        }
+        self.at(Duration::from_millis(self.scenario.partitions.duration_ms), Event::Heal);
+        let every = self.scenario.partitions.every_ms;
+        let next =
+            self.faults.gen_range(every / 2..=every * 3 / 2) + self.scenario.partitions.duration_ms;
+        self.at(Duration::from_millis(next), Event::Partition);
+    }
+
+    /// Cuts each link with even odds (each direction alone when partitions are one-way).
+    fn partial_partition(&mut self, nodes: &[u64]) {
+        for (position, &a) in nodes.iter().enumerate() {
+            for &b in &nodes[position + 1..] {
+                if self.faults.gen_bool(0.5) {
+                    self.cut.insert((a, b));
+                    if !self.scenario.partitions.one_way {
+                        self.cut.insert((b, a));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Isolates a random minority from the rest.
+    fn split(&mut self, nodes: &[u64]) {
         let size = self.faults.gen_range(1..=(nodes.len() as u64 / 2).max(1));
         let mut isolated = BTreeSet::new();
         while (isolated.len() as u64) < size {
@@ -142,10 +170,5 @@ impl World {
                 }
             }
         }
-        self.at(Duration::from_millis(self.scenario.partitions.duration_ms), Event::Heal);
-        let every = self.scenario.partitions.every_ms;
-        let next =
-            self.faults.gen_range(every / 2..=every * 3 / 2) + self.scenario.partitions.duration_ms;
-        self.at(Duration::from_millis(next), Event::Partition);
     }
 }

@@ -176,6 +176,8 @@ pub struct World {
     /// Watch streams by id.
     streams: BTreeMap<u64, watchers::Stream>,
     next_stream: u64,
+    /// Reads to retry, by client.
+    read_retries: BTreeMap<usize, crate::history::OpKind>,
     /// Watchers whose next session starts over from an old revision.
     watch_restarts: BTreeSet<usize>,
     lease_clients: Vec<leases::LeaseClient>,
@@ -244,6 +246,7 @@ impl World {
             streams: BTreeMap::new(),
             next_stream: 0,
             watch_restarts: BTreeSet::new(),
+            read_retries: BTreeMap::new(),
             lease_clients: Vec::new(),
             lease_lives: Vec::new(),
             lease_pending: BTreeMap::new(),
