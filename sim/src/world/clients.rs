@@ -194,11 +194,11 @@ impl World {
             return;
         }
         let revision = self.logged_revision - self.scenario.compaction.keep_revisions;
-        let running: Vec<u64> =
-            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
-        if revision > self.compacted.max(1) && !running.is_empty() {
+        if revision <= self.compacted.max(1) {
+            return self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
+        }
+        if let Some(member) = self.workload_member() {
             self.compacted = revision;
-            let member = running[self.workload.gen_range(0..running.len())];
             let id = self.admin_request_id();
             let request = Request::Compact(CompactionRequest { revision, physical: true });
             self.input(member, Input::Client { id, request });

@@ -20,9 +20,19 @@ impl World {
 
     /// A running member, chosen at random.
     pub(super) fn running_member(&mut self) -> Option<u64> {
-        let running: Vec<u64> =
-            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
+        let running = self.running_members();
         (!running.is_empty()).then(|| running[self.faults.gen_range(0..running.len())])
+    }
+
+    /// A running member for a client, chosen at random from the workload's stream.
+    pub(super) fn workload_member(&mut self) -> Option<u64> {
+        let running = self.running_members();
+        (!running.is_empty()).then(|| running[self.workload.gen_range(0..running.len())])
+    }
+
+    /// Every member whose process runs, in id order.
+    pub(super) fn running_members(&self) -> Vec<u64> {
+        self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect()
     }
 
     pub(super) fn disk_fault(&mut self) {

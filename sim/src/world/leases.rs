@@ -89,12 +89,9 @@ impl World {
             (Step::Revoke, Some(life)) => Request::LeaseRevoke(LeaseRevokeRequest { id: life.id }),
             (_, None) => unreachable!("every step after a grant has a lease"),
         };
-        let running: Vec<u64> =
-            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
-        if running.is_empty() {
+        let Some(member) = self.workload_member() else {
             return self.at(Duration::from_millis(100), Event::LeaseNext(client));
-        }
-        let member = running[self.workload.gen_range(0..running.len())];
+        };
         self.next_lease_request += 1;
         let id = LEASE_REQUESTS + self.next_lease_request;
         if state.step == Step::Revoke {

@@ -27,13 +27,10 @@ impl World {
     /// Watcher `watcher` opens a new session: on its first one from a random revision at most
     /// the highest acknowledged, later right after what it received.
     pub(super) fn watch_start(&mut self, watcher: usize, resume_from: Option<i64>) {
-        let running: Vec<u64> =
-            self.hosts.iter().filter(|(_, h)| h.is_some()).map(|(id, _)| *id).collect();
-        if running.is_empty() {
+        let Some(member) = self.workload_member() else {
             let retry = Duration::from_millis(200);
             return self.at(retry, Event::WatchStart(watcher, resume_from));
-        }
-        let member = running[self.workload.gen_range(0..running.len())];
+        };
         let start = match resume_from {
             Some(next) => next,
             None if self.workload.gen_bool(0.5) => 0,
