@@ -189,4 +189,11 @@ fn a_renewal_clears_the_checkpoint_through_the_log() {
     let remaining: Vec<i64> =
         cluster.nodes.values().map(|n| n.lessor().get(id).unwrap().remaining_ttl).collect();
     assert_eq!(remaining, [0, 0, 0], "every member forgot the stale remainder");
+    let question = LeaseTimeToLiveRequest { id, keys: false };
+    match cluster.call(leader, Request::LeaseTimeToLive(question)) {
+        Ok(Response::LeaseTimeToLive(answer)) => {
+            assert!(answer.ttl >= 29, "the renewal restarted the full 30 s: {answer:?}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

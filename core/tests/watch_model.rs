@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use stead_core::api::*;
 use stead_core::apply::{InternalRequest, LeaseSettings, RequestHeader, StateMachine};
-use stead_core::time::Instant;
+use stead_core::time::{Duration, Instant};
 use stead_core::watch::{StreamId, WatchHub, WatchSettings};
 
 const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
@@ -39,6 +39,8 @@ enum Op {
     Compact {
         back: i64,
     },
+    /// Ten minutes pass: idle watchers that asked for it hear the revision.
+    Tick,
     Grant {
         id: i64,
     },
@@ -53,6 +55,7 @@ enum Op {
         filter: u8,
         prev_kv: bool,
         fragment: bool,
+        progress_notify: bool,
     },
     Cancel {
         stream: u64,
@@ -72,9 +75,9 @@ fn op() -> impl Strategy<Value = Op> {
     let put =
         (keys.clone(), prop::option::of(1..4i64)).prop_map(|(key, lease)| Op::Put { key, lease });
     let txn = (keys.clone(), keys.clone()).prop_map(|(first, second)| Op::Txn { first, second });
-    let shape = (0..3u8, -2..12i64, 0..3u8, any::<bool>(), any::<bool>());
+    let shape = (0..3u8, -2..12i64, 0..3u8, any::<bool>(), any::<bool>(), any::<bool>());
     let watch = (0..STREAMS, keys.clone(), shape).prop_map(
-        |(stream, key, (range, back, filter, prev_kv, fragment))| Op::Watch {
+        |(stream, key, (range, back, filter, prev_kv, fragment, progress_notify))| Op::Watch {
             stream,
             key,
             range,
@@ -82,6 +85,7 @@ fn op() -> impl Strategy<Value = Op> {
             filter,
             prev_kv,
             fragment,
+            progress_notify,
         },
     );
     prop_oneof![
@@ -96,6 +100,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..STREAMS, 0..8usize).prop_map(|(stream, pick)| Op::Cancel { stream, pick }),
         4 => (0..STREAMS, 1..4usize).prop_map(|(stream, count)| Op::Sent { stream, count }),
         1 => (0..STREAMS).prop_map(|stream| Op::Progress { stream }),
+        1 => Just(Op::Tick),
     ]
 }
 
@@ -190,6 +195,10 @@ struct Run {
     hub: WatchHub,
     model: Model,
     index: u64,
+    /// The revision of the last compaction that succeeded.
+    compacted: i64,
+    /// The hub's clock.
+    clock: Instant,
     watchers: BTreeMap<(StreamId, WatchId), Seen>,
     /// Create requests waiting for their created response, per stream, in order.
     pending_creates: BTreeMap<StreamId, Vec<(WatchCreateRequest, i64)>>,
@@ -258,8 +267,14 @@ impl Run {
             Op::Txn { .. } => {}
             Op::Compact { back } => {
                 let revision = self.model.revision - back;
-                let _ =
-                    self.apply(Request::Compact(CompactionRequest { revision, physical: true }));
+                let request = Request::Compact(CompactionRequest { revision, physical: true });
+                if self.apply(request).is_ok() {
+                    self.compacted = revision;
+                }
+            }
+            Op::Tick => {
+                self.clock = self.clock + Duration::from_secs(600);
+                self.hub.tick(self.clock);
             }
             Op::Grant { id } => {
                 let ok = self.apply(Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id })).is_ok();
@@ -278,7 +293,16 @@ impl Run {
                     .collect();
                 self.model.write(doomed);
             }
-            Op::Watch { stream, key: k, range, back, filter, prev_kv, fragment } => {
+            Op::Watch {
+                stream,
+                key: k,
+                range,
+                back,
+                filter,
+                prev_kv,
+                fragment,
+                progress_notify,
+            } => {
                 let range_end = match range {
                     0 => Vec::new(),
                     1 => vec![0],
@@ -297,6 +321,7 @@ impl Run {
                     filters,
                     prev_kv,
                     fragment,
+                    progress_notify,
                     ..Default::default()
                 };
                 let start =
@@ -346,8 +371,10 @@ impl Run {
             if response.is_progress_notify() {
                 let r = response.header.revision;
                 prop_assert!(r <= self.model.revision);
-                for ((s, _), seen) in &self.watchers {
-                    if *s != stream || seen.canceled {
+                // -1 speaks for the whole stream; a watcher's own notification for itself.
+                for ((s, id), seen) in &self.watchers {
+                    let covered = response.watch_id == -1 || response.watch_id == *id;
+                    if *s != stream || seen.canceled || !covered {
                         continue;
                     }
                     let due: Vec<Event> = seen
@@ -369,6 +396,7 @@ impl Run {
             if response.canceled {
                 seen.canceled = true;
                 if response.compact_revision != 0 {
+                    prop_assert_eq!(response.compact_revision, self.compacted, "the compaction");
                     seen.compacted_at = Some(response.compact_revision);
                 }
                 continue;
@@ -464,6 +492,8 @@ proptest! {
             machine,
             model: Model { revision: 1, ..Model::default() },
             index: 0,
+            compacted: 0,
+            clock: Instant::ZERO,
             watchers: BTreeMap::new(),
             pending_creates: BTreeMap::new(),
         };

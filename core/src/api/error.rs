@@ -29,6 +29,8 @@ pub enum GrpcCode {
     FailedPrecondition = 9,
     /// 11: a revision or TTL out of the valid range.
     OutOfRange = 11,
+    /// 12: no such method on the service.
+    Unimplemented = 12,
     /// 13: an internal invariant failed.
     Internal = 13,
     /// 14: try again, perhaps on another member.
@@ -110,6 +112,9 @@ pub enum ServerError {
     Stopped,
     /// A learner serves only serializable reads.
     NotSupportedForLearner,
+    /// A request only the server itself makes (lease expiry and checkpoints); no client API
+    /// carries it.
+    InternalOnly,
 }
 
 impl ServerError {
@@ -117,6 +122,7 @@ impl ServerError {
     pub fn code(self) -> GrpcCode {
         match self {
             ServerError::TooManyRequests => GrpcCode::ResourceExhausted,
+            ServerError::InternalOnly => GrpcCode::Unimplemented,
             ServerError::RequestTooLarge => GrpcCode::InvalidArgument,
             ServerError::Timeout
             | ServerError::LeaderChanged
@@ -136,6 +142,7 @@ impl ServerError {
             ServerError::NoLeader => "etcdserver: no leader",
             ServerError::Stopped => "etcdserver: server stopped",
             ServerError::NotSupportedForLearner => "etcdserver: rpc not supported for learner",
+            ServerError::InternalOnly => "etcdserver: request is internal to the server",
         }
     }
 }
@@ -369,6 +376,7 @@ mod tests {
             (ServerError::NoLeader, 14, "etcdserver: no leader"),
             (ServerError::Stopped, 14, "etcdserver: server stopped"),
             (ServerError::NotSupportedForLearner, 14, "etcdserver: rpc not supported for learner"),
+            (ServerError::InternalOnly, 12, "etcdserver: request is internal to the server"),
         ];
         for (error, code, text) in table {
             assert_eq!(Error::from(error).code() as u8, code, "{error:?}");

@@ -101,9 +101,15 @@ pub struct Lessor {
     /// matches `next_check`; older entries are skipped when they surface.
     expiry_heap: BinaryHeap<Reverse<(Instant, LeaseId)>>,
     next_check: BTreeMap<LeaseId, Instant>,
-    /// When each lease's next checkpoint is due, earliest first.
+    /// When each lease's next checkpoint is due, earliest first; like the expiry heap, an
+    /// entry counts only while it matches `next_checkpoint`.
     checkpoint_heap: BinaryHeap<Reverse<(Instant, LeaseId)>>,
-    /// Refreshes requested since the last [`Lessor::advance`], with the extension each gets.
+    next_checkpoint: BTreeMap<LeaseId, Instant>,
+    /// Leases whose checkpoint this primary proposed and has not seen applied: a renewal must
+    /// go through the log after it, or the stale remainder would land after the renewal.
+    checkpoints_in_flight: BTreeSet<LeaseId>,
+    /// Refreshes requested since the last [`Lessor::advance`]: how long after it each lease
+    /// lives.
     pending: BTreeMap<LeaseId, Duration>,
 }
 
@@ -161,7 +167,7 @@ impl Lessor {
         let lease = Lease { id, ttl, remaining_ttl: 0, expiry: None, keys: BTreeSet::new() };
         self.leases.insert(id, lease);
         if self.primary {
-            self.pending.insert(id, Duration::ZERO);
+            self.pending.insert(id, secs(ttl));
             self.schedule_checkpoint(id, now);
         }
         Ok(ttl)
@@ -173,12 +179,15 @@ impl Lessor {
         let lease = self.leases.remove(&id).ok_or(KvError::LeaseNotFound)?;
         self.next_check.remove(&id);
         self.pending.remove(&id);
+        self.next_checkpoint.remove(&id);
+        self.checkpoints_in_flight.remove(&id);
         Ok(lease.keys.into_iter().collect())
     }
 
     /// Records remaining TTLs (applied from the log); a primary schedules the next checkpoint.
     pub fn checkpoint(&mut self, checkpoints: &[LeaseCheckpoint], now: Instant) {
         for checkpoint in checkpoints {
+            self.checkpoints_in_flight.remove(&checkpoint.id);
             if let Some(lease) = self.leases.get_mut(&checkpoint.id) {
                 lease.remaining_ttl = checkpoint.remaining_ttl;
                 if self.primary {
@@ -188,8 +197,8 @@ impl Lessor {
         }
     }
 
-    /// Renews lease `id` on the primary (its TTL restarts at the next [`Lessor::advance`]);
-    /// returns its TTL. A lease that had expired by `now`, the time of the last expiry check,
+    /// Renews lease `id` on the primary (its full TTL restarts at the next
+    /// [`Lessor::advance`]); returns its TTL. A lease that had expired by `now`, the time of the last expiry check,
     /// is being revoked and is not renewed. The caller clears a checkpointed remaining TTL
     /// through the log first (see [`Lessor::needs_checkpoint_clear`]).
     pub fn renew(&mut self, id: LeaseId, now: Instant) -> Result<i64, RenewError> {
@@ -202,25 +211,30 @@ impl Lessor {
             return Err(RenewError::Expired);
         }
         let ttl = lease.ttl;
-        self.pending.entry(id).or_insert(Duration::ZERO);
+        let span = self.pending.entry(id).or_default();
+        *span = (*span).max(secs(ttl));
         Ok(ttl)
     }
 
     /// Performs the refreshes requested since the last call, from `now`: call it with each
     /// tick's time, before any expiry decision.
     pub fn advance(&mut self, now: Instant) {
-        for (id, extend) in std::mem::take(&mut self.pending) {
-            if self.leases.contains_key(&id) {
-                self.refresh(id, now, extend);
+        for (id, span) in std::mem::take(&mut self.pending) {
+            if let Some(lease) = self.leases.get_mut(&id) {
+                let expiry = now + span;
+                lease.expiry = Some(expiry);
+                self.next_check.insert(id, expiry);
+                self.expiry_heap.push(Reverse((expiry, id)));
             }
         }
     }
 
     /// Whether renewing `id` must first clear a checkpointed remaining TTL through the log, so
-    /// a later leader does not start the lease from that stale remainder.
+    /// a later leader does not start the lease from that stale remainder: when one is recorded
+    /// (whatever this member's own checkpoint setting) or one is on its way.
     pub fn needs_checkpoint_clear(&self, id: LeaseId) -> bool {
-        self.checkpoint_interval.is_some()
-            && self.leases.get(&id).is_some_and(|lease| lease.remaining_ttl > 0)
+        self.checkpoints_in_flight.contains(&id)
+            || self.leases.get(&id).is_some_and(|lease| lease.remaining_ttl > 0)
     }
 
     /// Becomes primary: every lease will expire its remaining TTL plus `extend` after the next
@@ -230,9 +244,11 @@ impl Lessor {
         self.expiry_heap.clear();
         self.next_check.clear();
         self.checkpoint_heap.clear();
+        self.next_checkpoint.clear();
         let ids: Vec<LeaseId> = self.leases.keys().copied().collect();
         for id in ids {
-            self.pending.insert(id, extend);
+            let span = secs(self.leases[&id].remaining_or_full_ttl()) + extend;
+            self.pending.insert(id, span);
             self.schedule_checkpoint(id, now);
         }
     }
@@ -246,6 +262,8 @@ impl Lessor {
         self.expiry_heap.clear();
         self.next_check.clear();
         self.checkpoint_heap.clear();
+        self.next_checkpoint.clear();
+        self.checkpoints_in_flight.clear();
         self.pending.clear();
     }
 
@@ -286,10 +304,15 @@ impl Lessor {
                 break;
             }
             self.checkpoint_heap.pop();
+            if self.next_checkpoint.get(&id) != Some(&at) {
+                continue;
+            }
+            self.next_checkpoint.remove(&id);
             let Some(lease) = self.leases.get(&id) else { continue };
             let Some(expiry) = lease.expiry.filter(|&expiry| expiry > now) else { continue };
             let remaining_ttl = expiry.since(now).as_nanos().div_ceil(1_000_000_000) as i64;
             if remaining_ttl < lease.ttl {
+                self.checkpoints_in_flight.insert(id);
                 due.push(LeaseCheckpoint { id, remaining_ttl });
             }
         }
@@ -300,9 +323,10 @@ impl Lessor {
     /// granted; `None` for the remaining time when this lessor is not primary.
     pub fn remaining_secs(&self, id: LeaseId, now: Instant) -> Option<Option<i64>> {
         let lease = self.leases.get(&id)?;
-        if let Some(extend) = self.pending.get(&id) {
-            let extend = (extend.as_nanos() / 1_000_000_000) as i64;
-            return Some(Some(lease.remaining_or_full_ttl() + extend));
+        if let Some(span) = self.pending.get(&id) {
+            // A moment has passed since the refresh was asked for; etcd truncates the same way.
+            let whole = (span.as_nanos() / 1_000_000_000) as i64;
+            return Some(Some(whole.saturating_sub(1).max(0)));
         }
         Some(lease.expiry.map(|expiry| {
             let ahead = expiry.since(now).as_nanos() as i128;
@@ -366,16 +390,6 @@ impl Lessor {
         Ok(lessor)
     }
 
-    /// Sets lease `id` to expire its remaining TTL plus `extend` after `now`.
-    fn refresh(&mut self, id: LeaseId, now: Instant, extend: Duration) {
-        let lease = self.leases.get_mut(&id).expect("refreshing a granted lease");
-        let ttl = Duration::from_secs(lease.remaining_or_full_ttl().max(0) as u64);
-        let expiry = now + extend + ttl;
-        lease.expiry = Some(expiry);
-        self.next_check.insert(id, expiry);
-        self.expiry_heap.push(Reverse((expiry, id)));
-    }
-
     /// Schedules a checkpoint of lease `id` one interval from now, if checkpoints are on and the
     /// lease outlives the interval.
     fn schedule_checkpoint(&mut self, id: LeaseId, now: Instant) {
@@ -383,9 +397,16 @@ impl Lessor {
         let lease = &self.leases[&id];
         let interval_secs = (interval.as_nanos() / 1_000_000_000) as i64;
         if lease.remaining_or_full_ttl() > interval_secs {
-            self.checkpoint_heap.push(Reverse((now + interval, id)));
+            let at = now + interval;
+            self.next_checkpoint.insert(id, at);
+            self.checkpoint_heap.push(Reverse((at, id)));
         }
     }
+}
+
+/// `seconds` as a duration (negative counts as zero).
+fn secs(seconds: i64) -> Duration {
+    Duration::from_secs(seconds.max(0) as u64)
 }
 
 #[cfg(test)]

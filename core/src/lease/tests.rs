@@ -169,10 +169,57 @@ fn a_renewal_handled_with_a_stale_clock_counts_from_the_next_tick() {
     let mut lessor = primary();
     // The last tick was at 1 s; the grant and a renewal really happen at 2.5 s.
     lessor.grant(1, 3, at(1000)).unwrap();
-    assert_eq!(lessor.remaining_secs(1, at(1000)), Some(Some(3)), "full TTL while pending");
+    assert_eq!(lessor.remaining_secs(1, at(1000)), Some(Some(2)), "truncated, as etcd reports");
     lessor.advance(at(2600));
     assert!(lessor.expired(at(5599), 10).is_empty(), "3 s from the next tick, not the last");
     assert_eq!(lessor.renew(1, at(5599)), Ok(3));
     assert!(lessor.expired(at(8000), 10).is_empty(), "the renewal took effect at 8 s");
     assert_eq!(lessor.expired(at(11_000), 10), vec![1]);
+}
+
+/// Review finding: a checkpoint proposed before a renewal but applied after it must neither cut
+/// the renewal short here nor linger for the next leader.
+#[test]
+fn a_checkpoint_in_flight_during_a_renewal_cannot_shorten_it() {
+    let mut leader = Lessor::new(2, Some(Duration::from_secs(300)));
+    leader.promote(at(0), Duration::ZERO);
+    leader.grant(1, 600, at(0)).unwrap();
+    leader.advance(at(0));
+    let due = leader.due_checkpoints(at(300_000), 10);
+    assert_eq!(due, vec![LeaseCheckpoint { id: 1, remaining_ttl: 300 }]);
+    assert!(leader.needs_checkpoint_clear(1), "the checkpoint is on its way: renew via the log");
+    // Were the renewal done locally anyway, the stale checkpoint applied next must not cut it.
+    assert_eq!(leader.renew(1, at(300_000)), Ok(600));
+    leader.checkpoint(&due, at(300_000));
+    leader.advance(at(300_100));
+    assert!(leader.expired(at(900_000), 10).is_empty(), "a renewal restarts the full TTL");
+    assert!(leader.needs_checkpoint_clear(1), "the stale remainder must be cleared via the log");
+}
+
+/// Review finding: with checkpoints off here, a remainder recorded by another leader (and kept
+/// in snapshots) must still be cleared by a renewal.
+#[test]
+fn a_recorded_remainder_is_cleared_whatever_the_local_setting() {
+    let mut lessor = primary();
+    lessor.grant(1, 60, at(0)).unwrap();
+    lessor.checkpoint(&[LeaseCheckpoint { id: 1, remaining_ttl: 5 }], at(0));
+    assert!(lessor.needs_checkpoint_clear(1));
+}
+
+/// Review finding: every applied checkpoint scheduled another one without dropping the old, so
+/// frequent renewals multiplied the checkpoints.
+#[test]
+fn checkpoints_are_scheduled_once_per_lease() {
+    let mut leader = Lessor::new(2, Some(Duration::from_secs(300)));
+    leader.promote(at(0), Duration::ZERO);
+    leader.grant(1, 600, at(0)).unwrap();
+    leader.advance(at(0));
+    for n in 1..=50u64 {
+        let clear = LeaseCheckpoint { id: 1, remaining_ttl: 0 };
+        leader.checkpoint(&[clear], at(n * 1000));
+        assert_eq!(leader.renew(1, at(n * 1000)), Ok(600));
+        leader.advance(at(n * 1000));
+    }
+    let due = leader.due_checkpoints(at(350_000), 1000);
+    assert_eq!(due.len(), 1, "one checkpoint, not one per renewal: {due:?}");
 }

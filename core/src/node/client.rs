@@ -138,6 +138,9 @@ fn is_serializable(request: &Request) -> bool {
 impl Node {
     /// Admits a client request.
     pub(super) fn client_request(&mut self, client: ClientId, request: Request) {
+        if matches!(request, Request::LeaseExpire(_) | Request::LeaseCheckpoint(_)) {
+            return self.respond(client, Err(ServerError::InternalOnly.into()));
+        }
         if let Err(error) = apply::validate(&request, self.config.max_txn_ops) {
             return self.respond(client, Err(error.into()));
         }

@@ -379,6 +379,7 @@ impl Node {
             lease_counter,
         };
         node.redraw_election_timeout();
+        node.update_watch_identity();
         Ok(node)
     }
 
@@ -522,6 +523,7 @@ impl Node {
                 self.finish_transfers();
             }
             self.maybe_demote_lessor();
+            self.update_watch_identity();
             self.redraw_election_timeout();
         }
         self.process_ready();

@@ -110,3 +110,28 @@ fn a_request_without_a_leader_times_out_once() {
     }
     assert_eq!(answers, [(9, Err(crate::api::ServerError::Timeout.into()))]);
 }
+
+/// Review finding: the requests only the leader makes for itself are refused from clients (an
+/// expiry carrying the current term would otherwise revoke any lease at once).
+#[test]
+fn clients_cannot_send_the_servers_own_lease_requests() {
+    use crate::api::{LeaseCheckpoint, LeaseCheckpointRequest, LeaseExpireRequest, ServerError};
+    let mut node = Node::new(NodeConfig::new(1, vec![1], 7), Instant::ZERO);
+    node.handle(Input::Persisted { batch: 0 });
+    let checkpoint = LeaseCheckpoint { id: 1, remaining_ttl: i64::MAX };
+    let requests = [
+        Request::LeaseExpire(LeaseExpireRequest { id: 1, term: 1 }),
+        Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints: vec![checkpoint], term: 0 }),
+    ];
+    for (id, request) in requests.into_iter().enumerate() {
+        node.handle(Input::Client { id: id as u64, request });
+        let answers: Vec<_> = drain(&mut node)
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Respond { result, .. } => Some(result),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers, [Err(ServerError::InternalOnly.into())]);
+    }
+}

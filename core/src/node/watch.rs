@@ -37,14 +37,18 @@ impl Node {
         }
     }
 
-    /// Catches watchers up and turns the hub's responses into outputs, headers filled in.
+    /// Catches watchers up and turns the hub's responses into outputs.
     pub(super) fn flush_watches(&mut self) {
         self.hub.sync(self.machine.kv());
-        for (stream, mut response) in self.hub.take_outputs() {
-            response.header.cluster_id = self.config.cluster_id;
-            response.header.member_id = self.config.id;
-            response.header.raft_term = self.raw.raft.term;
+        for (stream, response) in self.hub.take_outputs() {
             self.outputs.push_back(Output::Watch { stream, response });
         }
+    }
+
+    /// Gives the hub the identity and term its response headers carry (before it sizes
+    /// fragments, which count the header).
+    pub(super) fn update_watch_identity(&mut self) {
+        let (cluster, member, term) = (self.config.cluster_id, self.config.id, self.raw.raft.term);
+        self.hub.set_identity(cluster, member, term);
     }
 }

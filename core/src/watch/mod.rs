@@ -30,6 +30,7 @@ use crate::api::{
 use crate::mvcc::{KeyRange, KvStore};
 use crate::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// A watch stream's id, chosen by the driver.
 pub type StreamId = u64;
@@ -134,12 +135,26 @@ pub struct WatchHub {
     behind: BTreeSet<(StreamId, WatchId)>,
     last_progress: Instant,
     outputs: Vec<(StreamId, WatchResponse)>,
+    /// The member's identity and term, for response headers (set by the node).
+    identity: ResponseHeader,
+    /// The last watcher [`WatchHub::sync`] served: the next pass starts after it, so one
+    /// stalled stream cannot starve the others.
+    sync_cursor: (StreamId, WatchId),
 }
 
 impl WatchHub {
     /// A hub with no streams, at the store's `revision`.
     pub fn new(settings: WatchSettings, revision: i64, now: Instant) -> Self {
         WatchHub { settings, revision, last_progress: now, ..WatchHub::default() }
+    }
+
+    /// Sets the cluster id, member id and raft term that response headers carry.
+    pub fn set_identity(&mut self, cluster_id: u64, member_id: u64, raft_term: u64) {
+        self.identity = ResponseHeader { cluster_id, member_id, raft_term, revision: 0 };
+    }
+
+    fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader { revision, ..self.identity }
     }
 
     /// The responses produced since the last call, in the order they must be sent.
@@ -160,7 +175,7 @@ impl WatchHub {
     /// Creates a watcher on `stream` (opening the stream on first use) and answers the request.
     pub fn create(&mut self, stream_id: StreamId, request: &WatchCreateRequest, store: &KvStore) {
         self.revision = store.current_revision();
-        let header = ResponseHeader::at(self.revision);
+        let header = self.header(self.revision);
         let capacity = self.settings.stream_capacity;
         let stream = self
             .streams
@@ -224,7 +239,7 @@ impl WatchHub {
             return;
         }
         self.behind.remove(&(stream_id, watch_id));
-        let header = ResponseHeader::at(self.revision);
+        let header = self.header(self.revision);
         let canceled = WatchResponse { header, watch_id, canceled: true, ..Default::default() };
         self.outputs.push((stream_id, canceled));
         self.answer_progress_requests();
@@ -263,7 +278,7 @@ impl WatchHub {
     /// the events of revision `revision`, which follows every revision reported before.
     pub fn notify(&mut self, revision: i64, events: &[Event]) {
         self.revision = revision;
-        let header = ResponseHeader::at(revision);
+        let header = self.header(revision);
         let mut became_victims = Vec::new();
         for (&stream_id, stream) in &mut self.streams {
             for (&watch_id, watcher) in &mut stream.watchers {
@@ -280,7 +295,14 @@ impl WatchHub {
                 if stream.room > 0 {
                     stream.room -= 1;
                     watcher.sent_since_progress = true;
-                    push_response(&mut self.outputs, &self.settings, stream_id, watcher, response);
+                    let pieces = push_response(
+                        &mut self.outputs,
+                        &self.settings,
+                        stream_id,
+                        watcher,
+                        response,
+                    );
+                    stream.room = stream.room.saturating_sub(pieces - 1);
                 } else {
                     watcher.state = State::Victim(vec![response]);
                     became_victims.push((stream_id, watch_id));
@@ -308,9 +330,18 @@ impl WatchHub {
     pub fn sync(&mut self, store: &KvStore) {
         self.revision = store.current_revision();
         if !self.behind.is_empty() {
-            let batch: Vec<_> = self.behind.iter().copied().take(SYNC_WATCHERS_MAX).collect();
+            let cursor = self.sync_cursor;
+            let after = self.behind.range((Bound::Excluded(cursor), Bound::Unbounded));
+            let from_start = self.behind.range(..=cursor);
+            let batch: Vec<_> = after
+                .chain(from_start)
+                .copied()
+                .filter(|&(stream, watch)| self.can_progress(stream, watch))
+                .take(SYNC_WATCHERS_MAX)
+                .collect();
             for (stream_id, watch_id) in batch {
                 self.sync_one(stream_id, watch_id, store);
+                self.sync_cursor = (stream_id, watch_id);
             }
         }
         self.answer_progress_requests();
@@ -322,7 +353,7 @@ impl WatchHub {
             return;
         }
         self.last_progress = now;
-        let header = ResponseHeader::at(self.revision);
+        let header = self.header(self.revision);
         for (&stream_id, stream) in &mut self.streams {
             for (&watch_id, watcher) in &mut stream.watchers {
                 let idle = !std::mem::take(&mut watcher.sent_since_progress);
@@ -334,8 +365,18 @@ impl WatchHub {
         }
     }
 
+    /// Whether a watcher that is behind can move now: its stream has room, or it only needs to
+    /// be marked synced.
+    fn can_progress(&self, stream_id: StreamId, watch_id: WatchId) -> bool {
+        let stream = &self.streams[&stream_id];
+        let watcher = &stream.watchers[&watch_id];
+        stream.room > 0
+            || (watcher.state == State::Unsynced && watcher.next_revision > self.revision)
+    }
+
     fn sync_one(&mut self, stream_id: StreamId, watch_id: WatchId, store: &KvStore) {
         let revision = self.revision;
+        let (header, cancel_header) = (self.header(revision), self.header(0));
         let stream = self.streams.get_mut(&stream_id).expect("behind watchers have a stream");
         let watcher = stream.watchers.get_mut(&watch_id).expect("behind watchers exist");
         if let State::Victim(held) = std::mem::replace(&mut watcher.state, State::Unsynced) {
@@ -344,7 +385,9 @@ impl WatchHub {
                 let Some(response) = held.next() else { break };
                 stream.room -= 1;
                 watcher.sent_since_progress = true;
-                push_response(&mut self.outputs, &self.settings, stream_id, watcher, response);
+                let pieces =
+                    push_response(&mut self.outputs, &self.settings, stream_id, watcher, response);
+                stream.room = stream.room.saturating_sub(pieces - 1);
             }
             let rest: Vec<WatchResponse> = held.collect();
             if !rest.is_empty() {
@@ -361,11 +404,11 @@ impl WatchHub {
             return;
         }
         let end = watcher.next_revision.saturating_add(BATCH_REVISIONS_MAX).min(revision + 1);
-        let header = ResponseHeader::at(revision);
         match store.events_between(watcher.next_revision, end) {
             Err(KvError::Compacted) | Err(_) => {
                 let compacted = WatchResponse {
-                    header,
+                    // etcd 3.4 leaves the revision of a compaction cancel at 0.
+                    header: cancel_header,
                     watch_id,
                     canceled: true,
                     compact_revision: store.compacted_revision(),
@@ -382,7 +425,14 @@ impl WatchHub {
                     stream.room -= 1;
                     watcher.sent_since_progress = true;
                     let response = WatchResponse { header, watch_id, events, ..Default::default() };
-                    push_response(&mut self.outputs, &self.settings, stream_id, watcher, response);
+                    let pieces = push_response(
+                        &mut self.outputs,
+                        &self.settings,
+                        stream_id,
+                        watcher,
+                        response,
+                    );
+                    stream.room = stream.room.saturating_sub(pieces - 1);
                 }
                 if watcher.next_revision > revision {
                     watcher.state = State::Synced;
@@ -394,7 +444,7 @@ impl WatchHub {
 
     /// Answers every stream-wide progress request whose stream is wholly synced.
     fn answer_progress_requests(&mut self) {
-        let header = ResponseHeader::at(self.revision);
+        let header = self.header(self.revision);
         for (&stream_id, stream) in &mut self.streams {
             let all_synced = stream.watchers.values().all(|w| w.state == State::Synced);
             if stream.progress_requested && all_synced {
@@ -406,21 +456,23 @@ impl WatchHub {
     }
 }
 
-/// Emits a watcher's event response, in fragments if it asked for them and it is too large.
+/// Emits a watcher's event response, in fragments if it asked for them and it is too large;
+/// returns how many responses went out (each takes a unit of the stream's room).
 fn push_response(
     outputs: &mut Vec<(StreamId, WatchResponse)>,
     settings: &WatchSettings,
     stream_id: StreamId,
     watcher: &Watcher,
     response: WatchResponse,
-) {
-    if watcher.fragment {
-        for piece in fragment::split(response, settings.max_request_bytes) {
-            outputs.push((stream_id, piece));
-        }
-    } else {
+) -> usize {
+    if !watcher.fragment {
         outputs.push((stream_id, response));
+        return 1;
     }
+    let pieces = fragment::split(response, settings.max_request_bytes);
+    let count = pieces.len();
+    outputs.extend(pieces.into_iter().map(|piece| (stream_id, piece)));
+    count
 }
 
 #[cfg(test)]

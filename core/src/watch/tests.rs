@@ -260,3 +260,55 @@ fn a_restored_store_resyncs_every_watcher() {
     f.hub.sync(&f.kv);
     assert_eq!(events(&f.out()), [(0, vec![("k".into(), 2)])]);
 }
+
+/// Review finding: catch-up always took the first 512 watchers behind, so a stream that never
+/// acknowledged starved every stream after it.
+#[test]
+fn a_stalled_stream_does_not_starve_the_others() {
+    let mut f = Fixture::new(1);
+    for _ in 0..3 {
+        f.put("k", "v");
+    }
+    for _ in 0..600 {
+        f.hub.create(1, &from("k", 2), &f.kv);
+    }
+    f.hub.create(2, &from("k", 2), &f.kv);
+    for _ in 0..3 {
+        f.hub.sync(&f.kv);
+    }
+    let out = f.out();
+    let served = out.iter().filter(|(stream, r)| *stream == 2 && !r.events.is_empty()).count();
+    assert_eq!(served, 1, "stream 2 caught up although stream 1 has no room");
+    f.hub.request_progress(2);
+    assert!(f.out().iter().any(|(stream, r)| *stream == 2 && r.watch_id == -1));
+}
+
+/// Each fragment takes a unit of the stream's room, as each is a response the driver sends.
+#[test]
+fn fragments_take_room_each() {
+    let settings =
+        WatchSettings { stream_capacity: 8, max_request_bytes: 64, ..WatchSettings::default() };
+    let mut f = Fixture { kv: KvStore::new(), hub: WatchHub::new(settings, 1, Instant::ZERO) };
+    f.watch(1, WatchCreateRequest { fragment: true, range_end: vec![0], ..on("a") });
+    f.watch(1, on("zz"));
+    f.out();
+    let txn = crate::api::TxnRequest {
+        success: ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| {
+                let put = PutRequest {
+                    key: k.as_bytes().into(),
+                    value: vec![1; 40],
+                    ..PutRequest::default()
+                };
+                crate::api::RequestOp::Put(put)
+            })
+            .collect(),
+        ..crate::api::TxnRequest::default()
+    };
+    f.kv.txn(&txn, |_| true).unwrap();
+    f.notify();
+    let pieces = f.out().len();
+    assert!(pieces >= 4, "{pieces} fragments");
+    assert_eq!(f.hub.streams[&1].room, 8 - pieces);
+}
