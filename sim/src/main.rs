@@ -7,6 +7,8 @@
 //!   independent seeds over worker threads, and results are reported in seed order.
 //! - `stead-sim replay <scenario-file> --seed N [--trace FILE]`: re-runs one seed, optionally
 //!   writing its event trace as JSON lines, and prints `trace-hash: <hex>` and the verdict.
+//! - `stead-sim list [DIR]`: the scenario catalog (default `scenarios/`), one line each: the
+//!   file and its description.
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,12 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// List the scenarios of a directory with their descriptions.
+    List {
+        /// The directory.
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
@@ -71,6 +79,7 @@ fn main() -> ExitCode {
             run(&scenario, &seeds, check_determinism, jobs)
         }
         Command::Replay { scenario, seed, trace } => replay(&scenario, seed, trace),
+        Command::List { dir } => list(&dir),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -80,6 +89,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints every scenario file of `dir` with its description; fails on a file that does not
+/// parse, naming it.
+fn list(dir: &Path) -> Result<bool, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let width = files.iter().map(|f| f.display().to_string().len()).max().unwrap_or(0);
+    for file in &files {
+        let scenario = Scenario::from_file(file)?;
+        let name = file.display().to_string();
+        println!("{name:width$}  {}", scenario.description);
+    }
+    println!("{} scenarios", files.len());
+    Ok(true)
 }
 
 /// Runs one seed (twice, comparing trace hashes, with `check_determinism`).

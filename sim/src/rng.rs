@@ -22,6 +22,8 @@ pub enum Stream {
     Disk = 5,
     /// Seeds for the nodes' own RNGs.
     Nodes = 6,
+    /// Which faults a `swarm` scenario turns on, and how hard.
+    Swarm = 7,
 }
 
 /// The RNG for one concern of the run seeded with `seed`.

@@ -54,6 +54,9 @@ pub struct Scenario {
     pub membership: Membership,
     /// Compactions the world asks for during the safety phase.
     pub compaction: Compaction,
+    /// Choose the faults per seed: every fault kind is switched on or off and given a random
+    /// rate (swarm testing); the file's own fault settings are replaced.
+    pub swarm: bool,
     /// Watch sessions that follow every key and resume elsewhere when their member goes away.
     pub watch: Watch,
     /// Clients that grant leases, attach keys, keep them alive for a while, then revoke them
@@ -92,6 +95,21 @@ pub struct Partitions {
     /// Cut a random half of the links instead of splitting the members into two sides: members
     /// may then reach each other only through a third.
     pub partial: bool,
+    /// Whom a split isolates: a random minority, or the leader alone.
+    pub target: Target,
+}
+
+/// Whom a fault hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A member (or minority) chosen at random.
+    #[default]
+    Random,
+    /// The current leader (a random member when there is none).
+    Leader,
+    /// Every member at once (power loss of the whole cluster).
+    All,
 }
 
 /// Power losses during the safety phase.
@@ -102,6 +120,8 @@ pub struct Crashes {
     pub every_ms: u64,
     /// How long a member stays down.
     pub down_ms: u64,
+    /// Whom a power loss hits: a random member, the leader, or every member at once.
+    pub target: Target,
 }
 
 /// Per-member clocks.
@@ -244,6 +264,7 @@ impl Default for Scenario {
             leadership: Leadership::default(),
             membership: Membership::default(),
             compaction: Compaction::default(),
+            swarm: false,
             watch: Watch::default(),
             leases: Leases::default(),
             snapshot_count: 500,
@@ -259,6 +280,48 @@ impl Default for Network {
 }
 
 impl Scenario {
+    /// A `swarm` scenario's fault mix for one seed: each fault kind on with even odds, at a
+    /// random rate; the same seed always gives the same mix.
+    pub fn swarm_mix(&self, rng: &mut impl rand::Rng) -> Scenario {
+        let mut mix = self.clone();
+        let every = |rng: &mut dyn rand::RngCore, low: u64, high: u64| {
+            if rand::Rng::gen_bool(rng, 0.5) {
+                rand::Rng::gen_range(rng, low..=high)
+            } else {
+                0
+            }
+        };
+        mix.network.drop_rate = if rng.gen_bool(0.5) { rng.gen_range(0.0..0.1) } else { 0.0 };
+        mix.network.duplicate_rate = if rng.gen_bool(0.5) { rng.gen_range(0.0..0.05) } else { 0.0 };
+        mix.network.delay_ms_max = rng.gen_range(2..=60);
+        mix.partitions.every_ms = every(rng, 1_000, 8_000);
+        mix.partitions.duration_ms = rng.gen_range(300..=3_000);
+        mix.partitions.one_way = rng.gen_bool(0.3);
+        mix.partitions.partial = rng.gen_bool(0.3);
+        mix.partitions.target = if rng.gen_bool(0.3) { Target::Leader } else { Target::Random };
+        mix.crashes.every_ms = every(rng, 2_000, 10_000);
+        mix.crashes.down_ms = rng.gen_range(300..=3_000);
+        mix.crashes.target = match rng.gen_range(0..10) {
+            0 => Target::All,
+            1..=3 => Target::Leader,
+            _ => Target::Random,
+        };
+        mix.clocks.max_offset_ms = rng.gen_range(0..=1_000);
+        mix.clocks.max_drift_ppm = rng.gen_range(0..=300);
+        mix.clocks.jump_every_ms = every(rng, 2_000, 10_000);
+        mix.clocks.max_jump_ms = rng.gen_range(0..=1_500);
+        mix.disk.latency_ms_max = rng.gen_range(mix.disk.latency_ms_min..=40);
+        mix.disk.eio_every_ms = every(rng, 3_000, 15_000);
+        mix.disk.enospc_every_ms = every(rng, 5_000, 20_000);
+        mix.disk.down_ms = rng.gen_range(300..=2_000);
+        mix.pauses.every_ms = every(rng, 2_000, 10_000);
+        mix.pauses.duration_ms = rng.gen_range(100..=2_000);
+        mix.leadership.transfer_every_ms = every(rng, 500, 8_000);
+        mix.membership.churn_every_ms = every(rng, 3_000, 10_000);
+        mix.compaction.every_ms = every(rng, 1_000, 6_000);
+        mix
+    }
+
     /// Reads and checks a scenario file.
     pub fn from_file(path: &Path) -> Result<Scenario, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

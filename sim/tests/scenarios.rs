@@ -1,13 +1,22 @@
-//! Every scenario in `scenarios/` over a fixed range of seeds, plus a determinism check: what
-//! CI runs through `cargo test`. A failure names the seed and the replay command.
+//! Every scenario in `scenarios/` over a fixed range of seeds, plus a few seeds derived from the
+//! commit under test (`STEAD_SIM_COMMIT`, which CI sets), so every commit also explores new
+//! seeds; plus a determinism check. What CI runs through `cargo test`. A failure names the seed
+//! and the replay command.
 
 use std::path::PathBuf;
 use stead_sim::run_seed;
 use stead_sim::scenario::Scenario;
 
-/// Seeds per scenario in CI; `STEAD_SIM_SEEDS` raises it locally.
-fn seeds() -> u64 {
-    std::env::var("STEAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8)
+/// Seeds per scenario in CI: 0..8 (`STEAD_SIM_SEEDS` raises it locally), then 2 seeds from a
+/// range derived from `STEAD_SIM_COMMIT` when it is set.
+fn seeds() -> Vec<u64> {
+    let fixed = std::env::var("STEAD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let mut seeds: Vec<u64> = (0..fixed).collect();
+    if let Ok(commit) = std::env::var("STEAD_SIM_COMMIT") {
+        let base = 1_000_000 + u64::from(crc32c::crc32c(commit.trim().as_bytes())) * 2;
+        seeds.extend(base..base + 2);
+    }
+    seeds
 }
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -28,7 +37,7 @@ fn every_scenario_passes_its_seeds() {
     let mut failures = Vec::new();
     for file in &files {
         let scenario = Scenario::from_file(file).expect("a valid scenario");
-        for seed in 0..seeds() {
+        for seed in seeds() {
             let result = run_seed(&scenario, seed, None);
             if let Some(first) = result.violations.first() {
                 failures.push(format!(

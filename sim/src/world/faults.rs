@@ -3,6 +3,7 @@
 //! intervals around its scenario's mean and stops when the safety phase ends.
 
 use super::{Event, World};
+use crate::scenario::Target;
 use rand::Rng;
 use std::collections::BTreeSet;
 use stead_core::api::Request;
@@ -106,10 +107,31 @@ impl World {
         self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
     }
 
-    pub(super) fn crash(&mut self, id: u64) {
+    /// A power loss: hits the member chosen when it was scheduled, the leader, or everyone,
+    /// as the scenario says; then schedules the next one.
+    pub(super) fn crash(&mut self, chosen: u64) {
         if !self.faults_on {
             return;
         }
+        let victims: Vec<u64> = match self.scenario.crashes.target {
+            Target::Random => vec![chosen],
+            Target::Leader => vec![self.leader().unwrap_or(chosen)],
+            Target::All => self.members.iter().copied().collect(),
+        };
+        for id in victims {
+            self.power_loss(id);
+        }
+        let next = self
+            .faults
+            .gen_range(self.scenario.crashes.every_ms / 2..=self.scenario.crashes.every_ms * 3 / 2);
+        if let Some(victim) = self.any_member() {
+            self.at(Duration::from_millis(next.max(1)), Event::Crash(victim));
+        }
+    }
+
+    /// Member `id` loses power: its process stops, its disk keeps what the chooser allows, and
+    /// it restarts after the scenario's down time.
+    fn power_loss(&mut self, id: u64) {
         match self.hosts.get(&id) {
             Some(Some(_)) => {
                 self.hosts.insert(id, None);
@@ -124,12 +146,6 @@ impl World {
                 self.disks[&id].crash(&mut |options| choices.gen_range(0..options));
             }
             None => {}
-        }
-        let next = self
-            .faults
-            .gen_range(self.scenario.crashes.every_ms / 2..=self.scenario.crashes.every_ms * 3 / 2);
-        if let Some(victim) = self.any_member() {
-            self.at(Duration::from_millis(next.max(1)), Event::Crash(victim));
         }
     }
 
@@ -165,12 +181,17 @@ impl World {
         }
     }
 
-    /// Isolates a random minority from the rest.
+    /// Isolates a random minority (or the leader) from the rest.
     fn split(&mut self, nodes: &[u64]) {
-        let size = self.faults.gen_range(1..=(nodes.len() as u64 / 2).max(1));
         let mut isolated = BTreeSet::new();
-        while (isolated.len() as u64) < size {
-            isolated.insert(nodes[self.faults.gen_range(0..nodes.len())]);
+        let leader = self.leader().filter(|_| self.scenario.partitions.target == Target::Leader);
+        if let Some(leader) = leader {
+            isolated.insert(leader);
+        } else {
+            let size = self.faults.gen_range(1..=(nodes.len() as u64 / 2).max(1));
+            while (isolated.len() as u64) < size {
+                isolated.insert(nodes[self.faults.gen_range(0..nodes.len())]);
+            }
         }
         for &inside in &isolated {
             for &outside in nodes.iter().filter(|n| !isolated.contains(n)) {

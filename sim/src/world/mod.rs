@@ -203,6 +203,11 @@ pub struct World {
 impl World {
     /// A world for `scenario` seeded with `seed`; `trace` receives one JSON line per event.
     pub fn new(scenario: Scenario, seed: u64, trace: Option<Box<dyn Write>>) -> World {
+        let scenario = if scenario.swarm {
+            scenario.swarm_mix(&mut stream(seed, Stream::Swarm))
+        } else {
+            scenario
+        };
         let mut clocks_rng = stream(seed, Stream::Clocks);
         let mut world = World {
             now: Instant::ZERO,
