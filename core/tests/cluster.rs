@@ -220,6 +220,28 @@ fn a_follower_that_fell_behind_the_log_catches_up_from_a_snapshot() {
     assert_eq!(cluster.get(follower, "k59", false), Ok(Some("v59".into())));
 }
 
+/// Found by the simulator: after installing a leader's snapshot, raft-rs still believed the
+/// follower had applied only what it applied before, below the snapshot; when that follower
+/// then campaigned, raft-rs read entries the snapshot had replaced and panicked.
+#[test]
+fn a_member_that_installed_a_snapshot_can_campaign() {
+    let mut cluster = snapshotting_cluster(11);
+    let leader = cluster.elect();
+    let follower = *cluster.voters.iter().find(|&&id| id != leader).unwrap();
+    cluster.isolate(follower);
+    for n in 0..60 {
+        cluster.put(leader, &format!("k{n}"), "v").unwrap();
+    }
+    cluster.heal();
+    assert!(cluster.run_until(Duration::from_secs(10), |c| c.nodes[&follower].kv().hash()
+        == c.nodes[&leader].kv().hash()));
+    assert!(cluster.disks[&follower].snapshots_installed >= 1, "through a snapshot");
+    // The leader goes away; the follower that installed the snapshot must be able to campaign.
+    cluster.isolate(leader);
+    let others = |c: &Cluster| c.leader().is_some_and(|l| l != leader);
+    assert!(cluster.run_until(Duration::from_secs(10), others), "a new leader without panics");
+}
+
 #[test]
 fn members_restart_from_their_own_snapshots() {
     let mut cluster = snapshotting_cluster(10);

@@ -278,6 +278,8 @@ pub struct Node {
     next_lease_check: Instant,
     /// Counts up to make lease ids; starts at a seeded random value.
     lease_counter: u64,
+    /// The persistence batch carrying a snapshot raft installed, until it is durable.
+    snapshot_in_flight: Option<u64>,
 }
 
 impl Node {
@@ -377,6 +379,7 @@ impl Node {
             held_renewals: Vec::new(),
             next_lease_check: now,
             lease_counter,
+            snapshot_in_flight: None,
         };
         node.redraw_election_timeout();
         node.update_watch_identity();
@@ -397,6 +400,11 @@ impl Node {
         }
         match input {
             Input::Tick { now } => self.tick(now),
+            // Until an installed snapshot is durable, raft-rs cannot campaign (see `tick`); a
+            // leader's hand-over request then fails and the leader tries again later.
+            Input::Message(message)
+                if self.snapshot_in_flight.is_some()
+                    && message.get_msg_type() == raft::prelude::MessageType::MsgTimeoutNow => {}
             Input::Message(message) => {
                 // A message from a peer that no longer exists or a stale term is not an error
                 // worth surfacing; raft ignores what it must.
@@ -494,7 +502,12 @@ impl Node {
         let max_ticks = 2 * self.config.election_ticks();
         let mut ticks = 0;
         while self.last_tick + interval <= self.now && ticks < max_ticks {
-            self.raw.tick();
+            // While an installed snapshot is not yet durable, raft-rs's applied index sits below
+            // the log's first entry, and a campaign would read entries the snapshot replaced
+            // (raft-rs panics). The election clock waits for the snapshot instead.
+            if self.snapshot_in_flight.is_none() {
+                self.raw.tick();
+            }
             self.after_raft_call();
             self.last_tick = self.last_tick + interval;
             ticks += 1;
@@ -516,6 +529,10 @@ impl Node {
     /// Runs after anything that may have changed raft's state: redraws the election timeout on
     /// a role change, and processes what raft has ready.
     fn after_raft_call(&mut self) {
+        debug_assert!(
+            self.snapshot_in_flight.is_some() || self.raft_applied_within_log(),
+            "raft's applied index fell below the log"
+        );
         let role = (self.raw.raft.term, self.raw.raft.state, self.raw.raft.leader_id);
         if role != self.last_role {
             if role.2 != self.last_role.2 {
@@ -527,6 +544,15 @@ impl Node {
             self.redraw_election_timeout();
         }
         self.process_ready();
+    }
+
+    /// Whether raft-rs's applied index still points into the log (or a snapshot is on its way):
+    /// raft-rs reads the entries after it when campaigning.
+    fn raft_applied_within_log(&self) -> bool {
+        use raft::Storage as _;
+        let log = &self.raw.raft.raft_log;
+        let first = self.raw.store().first_index().unwrap_or(0);
+        log.unstable.snapshot.is_some() || log.applied + 1 >= first
     }
 
     /// Draws the randomized election timeout from our RNG, replacing raft-rs's `thread_rng` draw.

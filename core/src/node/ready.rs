@@ -36,6 +36,7 @@ impl Node {
         let snapshot = Some(ready.snapshot().clone()).filter(|s| !s.is_empty());
         if let Some(snapshot) = &snapshot {
             self.install_snapshot(snapshot);
+            self.snapshot_in_flight = Some(batch);
         }
         let entries = ready.take_entries();
         let hard_state = ready.hs().cloned();
@@ -68,6 +69,18 @@ impl Node {
     /// The driver made every batch up to `batch` durable: release what waited for it.
     pub(super) fn persisted(&mut self, batch: u64) {
         self.raw.on_persist_ready(batch);
+        if self.snapshot_in_flight.is_some_and(|pending| pending <= batch) {
+            self.snapshot_in_flight = None;
+        }
+        // raft-rs learns that a snapshot was applied only when told (its synchronous `advance`
+        // does it; the asynchronous API leaves it to us). Left behind, its applied index would
+        // point below the log's first entry, and the next campaign panics reading entries the
+        // snapshot replaced (found by the simulator).
+        let log = &self.raw.raft.raft_log;
+        let applied = self.machine.applied().min(log.committed).min(log.persisted);
+        if applied > log.applied {
+            self.raw.advance_apply_to(applied);
+        }
         let later = self.held_messages.split_off(&(batch + 1));
         let released = std::mem::replace(&mut self.held_messages, later);
         for message in released.into_values().flatten() {
