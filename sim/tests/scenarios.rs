@@ -30,6 +30,10 @@ fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
+fn scenario_file(name: &str) -> PathBuf {
+    scenario_files().into_iter().find(|f| f.ends_with(name)).expect("the scenario exists")
+}
+
 #[test]
 fn every_scenario_passes_its_seeds() {
     let files = scenario_files();
@@ -54,10 +58,7 @@ fn every_scenario_passes_its_seeds() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    let file = scenario_files()
-        .into_iter()
-        .find(|f| f.ends_with("mixed-faults.toml"))
-        .expect("mixed-faults");
+    let file = scenario_file("mixed-faults.toml");
     let scenario = Scenario::from_file(&file).unwrap();
     let first = run_seed(&scenario, 3, None);
     assert_eq!(first.trace_hash, run_seed(&scenario, 3, None).trace_hash);
@@ -69,10 +70,7 @@ fn the_same_seed_gives_the_same_trace() {
 #[test]
 fn the_workload_covers_every_operation_kind() {
     use stead_sim::history::{OpKind, Outcome};
-    let file = scenario_files()
-        .into_iter()
-        .find(|f| f.ends_with("mixed-faults.toml"))
-        .expect("mixed-faults");
+    let file = scenario_file("mixed-faults.toml");
     let outcomes = stead_sim::world::World::new(Scenario::from_file(&file).unwrap(), 5, None).run();
     let count = |pred: &dyn Fn(&OpKind, &Outcome) -> bool| {
         outcomes.history.ops.iter().filter(|op| pred(&op.kind, &op.outcome)).count()
@@ -101,10 +99,7 @@ fn the_workload_covers_every_operation_kind() {
 /// leases are renewed, revoked and left to expire.
 #[test]
 fn the_watch_and_lease_workloads_run() {
-    let file = scenario_files()
-        .into_iter()
-        .find(|f| f.ends_with("mixed-faults.toml"))
-        .expect("mixed-faults");
+    let file = scenario_file("mixed-faults.toml");
     let scenario = Scenario::from_file(&file).unwrap();
     assert!(scenario.watch.watchers > 0 && scenario.leases.clients > 0);
     let (mut sessions, mut events, mut progress, mut open, mut compacted) = (0, 0, 0, 0, 0);

@@ -333,11 +333,7 @@ impl StateMachine {
                 let header = current(&self.kv);
                 Response::LeaseGrant(LeaseGrantResponse { header, id: grant.id, ttl })
             }
-            Request::LeaseRevoke(revoke) => {
-                let keys = self.lessor.revoke(revoke.id)?;
-                let revision = self.kv.delete_keys(&keys);
-                Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) })
-            }
+            Request::LeaseRevoke(revoke) => self.revoke_lease(revoke.id)?,
             Request::LeaseCheckpoint(checkpoint) => {
                 if checkpoint.term == 0 || checkpoint.term == term {
                     self.lessor.checkpoint(&checkpoint.checkpoints, now);
@@ -348,11 +344,7 @@ impl StateMachine {
                 tracing::debug!(id = expire.id, "apply: an expiry from another term does nothing");
                 Response::LeaseRevoke(LeaseRevokeResponse { header: current(&self.kv) })
             }
-            Request::LeaseExpire(expire) => {
-                let keys = self.lessor.revoke(expire.id)?;
-                let revision = self.kv.delete_keys(&keys);
-                Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) })
-            }
+            Request::LeaseExpire(expire) => self.revoke_lease(expire.id)?,
             Request::LeaseKeepAlive(keep_alive) => {
                 Response::LeaseKeepAlive(self.renew_from_log(keep_alive.id, now))
             }
@@ -369,6 +361,13 @@ impl StateMachine {
             // Other membership changes travel as conf changes, never as normal entries.
             Request::Cluster(_) => return Err(ClusterError::MemberNotFound.into()),
         })
+    }
+
+    /// Removes a lease and deletes its keys in one revision.
+    fn revoke_lease(&mut self, id: crate::api::LeaseId) -> Result<Response, Error> {
+        let keys = self.lessor.revoke(id)?;
+        let revision = self.kv.delete_keys(&keys);
+        Ok(Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) }))
     }
 
     /// A renewal that travels through the log because the lease had a checkpointed remaining

@@ -24,8 +24,7 @@
 mod fragment;
 
 use crate::api::{
-    Event, EventKind, KvError, ResponseHeader, WatchCreateRequest, WatchFilter, WatchId,
-    WatchResponse,
+    Event, EventKind, ResponseHeader, WatchCreateRequest, WatchFilter, WatchId, WatchResponse,
 };
 use crate::mvcc::{KeyRange, KvStore};
 use crate::time::{Duration, Instant};
@@ -293,16 +292,8 @@ impl WatchHub {
                 }
                 let response = WatchResponse { header, watch_id, events, ..Default::default() };
                 if stream.room > 0 {
-                    stream.room -= 1;
-                    watcher.sent_since_progress = true;
-                    let pieces = push_response(
-                        &mut self.outputs,
-                        &self.settings,
-                        stream_id,
-                        watcher,
-                        response,
-                    );
-                    stream.room = stream.room.saturating_sub(pieces - 1);
+                    let out = &mut self.outputs;
+                    send(out, &self.settings, stream_id, &mut stream.room, watcher, response);
                 } else {
                     watcher.state = State::Victim(vec![response]);
                     became_victims.push((stream_id, watch_id));
@@ -383,11 +374,8 @@ impl WatchHub {
             let mut held = held.into_iter();
             while stream.room > 0 {
                 let Some(response) = held.next() else { break };
-                stream.room -= 1;
-                watcher.sent_since_progress = true;
-                let pieces =
-                    push_response(&mut self.outputs, &self.settings, stream_id, watcher, response);
-                stream.room = stream.room.saturating_sub(pieces - 1);
+                let out = &mut self.outputs;
+                send(out, &self.settings, stream_id, &mut stream.room, watcher, response);
             }
             let rest: Vec<WatchResponse> = held.collect();
             if !rest.is_empty() {
@@ -405,7 +393,8 @@ impl WatchHub {
         }
         let end = watcher.next_revision.saturating_add(BATCH_REVISIONS_MAX).min(revision + 1);
         match store.events_between(watcher.next_revision, end) {
-            Err(KvError::Compacted) | Err(_) => {
+            // Only compaction makes the history unreadable.
+            Err(_) => {
                 let compacted = WatchResponse {
                     // etcd 3.4 leaves the revision of a compaction cancel at 0.
                     header: cancel_header,
@@ -422,17 +411,9 @@ impl WatchHub {
                 watcher.next_revision = end;
                 let events = watcher.select(&events);
                 if !events.is_empty() {
-                    stream.room -= 1;
-                    watcher.sent_since_progress = true;
                     let response = WatchResponse { header, watch_id, events, ..Default::default() };
-                    let pieces = push_response(
-                        &mut self.outputs,
-                        &self.settings,
-                        stream_id,
-                        watcher,
-                        response,
-                    );
-                    stream.room = stream.room.saturating_sub(pieces - 1);
+                    let out = &mut self.outputs;
+                    send(out, &self.settings, stream_id, &mut stream.room, watcher, response);
                 }
                 if watcher.next_revision > revision {
                     watcher.state = State::Synced;
@@ -456,23 +437,24 @@ impl WatchHub {
     }
 }
 
-/// Emits a watcher's event response, in fragments if it asked for them and it is too large;
-/// returns how many responses went out (each takes a unit of the stream's room).
-fn push_response(
+/// Emits a watcher's event response (the stream has room), in fragments if it asked for them
+/// and it is too large; each response that goes out takes a unit of the stream's `room`.
+fn send(
     outputs: &mut Vec<(StreamId, WatchResponse)>,
     settings: &WatchSettings,
     stream_id: StreamId,
-    watcher: &Watcher,
+    room: &mut usize,
+    watcher: &mut Watcher,
     response: WatchResponse,
-) -> usize {
-    if !watcher.fragment {
-        outputs.push((stream_id, response));
-        return 1;
-    }
-    let pieces = fragment::split(response, settings.max_request_bytes);
-    let count = pieces.len();
+) {
+    watcher.sent_since_progress = true;
+    let pieces = if watcher.fragment {
+        fragment::split(response, settings.max_request_bytes)
+    } else {
+        vec![response]
+    };
+    *room = room.saturating_sub(pieces.len());
     outputs.extend(pieces.into_iter().map(|piece| (stream_id, piece)));
-    count
 }
 
 #[cfg(test)]

@@ -49,11 +49,8 @@ impl World {
         let members: Vec<u64> = self.members.iter().copied().collect();
         let mut target = members[self.workload.gen_range(0..members.len())];
         if !matches!(self.hosts.get(&target), Some(Some(_))) {
-            let running: Vec<u64> = members
-                .iter()
-                .copied()
-                .filter(|m| matches!(self.hosts.get(m), Some(Some(_))))
-                .collect();
+            let running: Vec<u64> =
+                self.running_members().into_iter().filter(|m| self.members.contains(m)).collect();
             if !running.is_empty() {
                 target = running[self.workload.gen_range(0..running.len())];
             }
