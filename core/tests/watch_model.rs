@@ -13,7 +13,7 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use stead_core::api::*;
-use stead_core::apply::{InternalRequest, LeaseSettings, RequestHeader, StateMachine};
+use stead_core::apply::{InternalRequest, MachineSettings, RequestHeader, StateMachine};
 use stead_core::time::{Duration, Instant};
 use stead_core::watch::{StreamId, WatchHub, WatchSettings};
 
@@ -208,7 +208,7 @@ impl Run {
     fn apply(&mut self, request: Request) -> Result<Response, Error> {
         self.index += 1;
         let header = RequestHeader { proposer: 1, boot: 1, sequence: self.index };
-        let data = InternalRequest { header, request }.encode();
+        let data = InternalRequest { header, request, auth: None }.encode();
         let (_, result) = self.machine.apply(self.index, 1, &data, Instant::ZERO).expect("applies");
         let events = self.machine.take_events();
         for revision in events.chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision) {
@@ -486,7 +486,7 @@ proptest! {
             max_request_bytes: 200,
             ..WatchSettings::default()
         };
-        let machine = StateMachine::new(Vec::new(), LeaseSettings::default());
+        let machine = StateMachine::new(Vec::new(), MachineSettings::default());
         let mut run = Run {
             hub: WatchHub::new(settings, machine.kv().current_revision(), Instant::ZERO),
             machine,

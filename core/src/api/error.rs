@@ -41,6 +41,28 @@ pub enum GrpcCode {
     Unauthenticated = 16,
 }
 
+impl GrpcCode {
+    /// The code's name as gRPC's Go status prints it (`rpc error: code = <name> desc = ...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GrpcCode::Canceled => "Canceled",
+            GrpcCode::Unknown => "Unknown",
+            GrpcCode::InvalidArgument => "InvalidArgument",
+            GrpcCode::DeadlineExceeded => "DeadlineExceeded",
+            GrpcCode::NotFound => "NotFound",
+            GrpcCode::PermissionDenied => "PermissionDenied",
+            GrpcCode::ResourceExhausted => "ResourceExhausted",
+            GrpcCode::FailedPrecondition => "FailedPrecondition",
+            GrpcCode::OutOfRange => "OutOfRange",
+            GrpcCode::Unimplemented => "Unimplemented",
+            GrpcCode::Internal => "Internal",
+            GrpcCode::Unavailable => "Unavailable",
+            GrpcCode::DataLoss => "DataLoss",
+            GrpcCode::Unauthenticated => "Unauthenticated",
+        }
+    }
+}
+
 /// An error of a KV request (Range, Put, DeleteRange, Txn, Compact).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KvError {
@@ -115,6 +137,10 @@ pub enum ServerError {
     /// A request only the server itself makes (lease expiry and checkpoints); no client API
     /// carries it.
     InternalOnly,
+    /// A NOSPACE alarm is raised, or the write would exceed the quota.
+    NoSpace,
+    /// A CORRUPT alarm is raised.
+    Corrupt,
 }
 
 impl ServerError {
@@ -123,6 +149,8 @@ impl ServerError {
         match self {
             ServerError::TooManyRequests => GrpcCode::ResourceExhausted,
             ServerError::InternalOnly => GrpcCode::Unimplemented,
+            ServerError::NoSpace => GrpcCode::ResourceExhausted,
+            ServerError::Corrupt => GrpcCode::DataLoss,
             ServerError::RequestTooLarge => GrpcCode::InvalidArgument,
             ServerError::Timeout
             | ServerError::LeaderChanged
@@ -143,6 +171,8 @@ impl ServerError {
             ServerError::Stopped => "etcdserver: server stopped",
             ServerError::NotSupportedForLearner => "etcdserver: rpc not supported for learner",
             ServerError::InternalOnly => "etcdserver: request is internal to the server",
+            ServerError::NoSpace => "etcdserver: mvcc: database space exceeded",
+            ServerError::Corrupt => "etcdserver: corrupt cluster",
         }
     }
 }
@@ -171,6 +201,103 @@ impl LeaseError {
         match self {
             LeaseError::Exists => "etcdserver: lease already exists",
             LeaseError::TtlTooLarge => "etcdserver: too large lease TTL",
+        }
+    }
+}
+
+/// An error of authentication or authorization (etcd's `auth.Err*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuthError {
+    /// AuthEnable without a `root` user.
+    RootUserNotExist,
+    /// AuthEnable while `root` lacks the `root` role.
+    RootRoleNotExist,
+    /// UserAdd of an existing user.
+    UserAlreadyExist,
+    /// An empty user name, or no user at all (no token) while auth is enabled.
+    UserEmpty,
+    /// No such user.
+    UserNotFound,
+    /// RoleAdd of an existing role.
+    RoleAlreadyExist,
+    /// No such role.
+    RoleNotFound,
+    /// An empty role name.
+    RoleEmpty,
+    /// Wrong user or password.
+    AuthFailed,
+    /// A password was given for a user without one.
+    NoPasswordUser,
+    /// The caller's roles do not allow the request.
+    PermissionDenied,
+    /// UserRevokeRole of a role the user does not have.
+    RoleNotGranted,
+    /// RoleRevokePermission of a permission the role does not have.
+    PermissionNotGranted,
+    /// Authenticate while auth is disabled.
+    AuthNotEnabled,
+    /// The caller was checked at an older auth revision.
+    OldRevision,
+    /// The token is unknown or expired.
+    InvalidAuthToken,
+    /// Removing what auth needs while it is enabled (the root user or role), or a malformed
+    /// permission.
+    InvalidAuthMgmt,
+    /// RoleGrantPermission without a permission.
+    PermissionNotGiven,
+}
+
+impl AuthError {
+    /// The gRPC status code etcd answers with.
+    pub fn code(self) -> GrpcCode {
+        use AuthError as E;
+        match self {
+            E::UserEmpty
+            | E::RoleEmpty
+            | E::AuthFailed
+            | E::OldRevision
+            | E::InvalidAuthMgmt
+            | E::PermissionNotGiven => GrpcCode::InvalidArgument,
+            E::PermissionDenied => GrpcCode::PermissionDenied,
+            E::InvalidAuthToken => GrpcCode::Unauthenticated,
+            // etcd has no gRPC mapping for it, so it goes out as Unknown with its Go text.
+            E::NoPasswordUser => GrpcCode::Unknown,
+            E::RootUserNotExist
+            | E::RootRoleNotExist
+            | E::UserAlreadyExist
+            | E::UserNotFound
+            | E::RoleAlreadyExist
+            | E::RoleNotFound
+            | E::RoleNotGranted
+            | E::PermissionNotGranted
+            | E::AuthNotEnabled => GrpcCode::FailedPrecondition,
+        }
+    }
+
+    /// The status message etcd puts on the wire.
+    pub fn message(self) -> &'static str {
+        use AuthError as E;
+        match self {
+            E::RootUserNotExist => "etcdserver: root user does not exist",
+            E::RootRoleNotExist => "etcdserver: root user does not have root role",
+            E::UserAlreadyExist => "etcdserver: user name already exists",
+            E::UserEmpty => "etcdserver: user name is empty",
+            E::UserNotFound => "etcdserver: user name not found",
+            E::RoleAlreadyExist => "etcdserver: role name already exists",
+            E::RoleNotFound => "etcdserver: role name not found",
+            E::RoleEmpty => "etcdserver: role name is empty",
+            E::AuthFailed => "etcdserver: authentication failed, invalid user ID or password",
+            E::NoPasswordUser => {
+                "auth: authentication failed, password was given for no password user"
+            }
+            E::PermissionDenied => "etcdserver: permission denied",
+            E::RoleNotGranted => "etcdserver: role is not granted to the user",
+            E::PermissionNotGranted => "etcdserver: permission is not granted to the role",
+            E::AuthNotEnabled => "etcdserver: authentication is not enabled",
+            E::OldRevision => "etcdserver: revision of auth store is old",
+            E::InvalidAuthToken => "etcdserver: invalid auth token",
+            E::InvalidAuthMgmt => "etcdserver: invalid auth management",
+            E::PermissionNotGiven => "etcdserver: permission not given",
         }
     }
 }
@@ -243,6 +370,8 @@ pub enum Error {
     Cluster(ClusterError),
     /// From a lease request.
     Lease(LeaseError),
+    /// From authentication or authorization.
+    Auth(AuthError),
 }
 
 impl Error {
@@ -253,6 +382,7 @@ impl Error {
             Error::Server(error) => error.code(),
             Error::Cluster(error) => error.code(),
             Error::Lease(error) => error.code(),
+            Error::Auth(error) => error.code(),
         }
     }
 
@@ -263,6 +393,7 @@ impl Error {
             Error::Server(error) => error.message(),
             Error::Cluster(error) => error.message(),
             Error::Lease(error) => error.message(),
+            Error::Auth(error) => error.message(),
         }
     }
 }
@@ -282,6 +413,12 @@ impl From<ClusterError> for Error {
 impl From<LeaseError> for Error {
     fn from(error: LeaseError) -> Self {
         Error::Lease(error)
+    }
+}
+
+impl From<AuthError> for Error {
+    fn from(error: AuthError) -> Self {
+        Error::Auth(error)
     }
 }
 
@@ -377,6 +514,8 @@ mod tests {
             (ServerError::Stopped, 14, "etcdserver: server stopped"),
             (ServerError::NotSupportedForLearner, 14, "etcdserver: rpc not supported for learner"),
             (ServerError::InternalOnly, 12, "etcdserver: request is internal to the server"),
+            (ServerError::NoSpace, 8, "etcdserver: mvcc: database space exceeded"),
+            (ServerError::Corrupt, 15, "etcdserver: corrupt cluster"),
         ];
         for (error, code, text) in table {
             assert_eq!(Error::from(error).code() as u8, code, "{error:?}");
@@ -390,6 +529,40 @@ mod tests {
         let table = [
             (LeaseError::Exists, 9, "etcdserver: lease already exists"),
             (LeaseError::TtlTooLarge, 11, "etcdserver: too large lease TTL"),
+        ];
+        for (error, code, text) in table {
+            assert_eq!(Error::from(error).code() as u8, code, "{error:?}");
+            assert_eq!(Error::from(error).to_string(), text, "{error:?}");
+        }
+    }
+
+    /// Pins the auth errors against etcd 3.4's `rpctypes/error.go` and `v3rpc/util.go`.
+    #[test]
+    fn auth_codes_and_texts_match_etcd() {
+        use AuthError as E;
+        let table = [
+            (E::RootUserNotExist, 9, "etcdserver: root user does not exist"),
+            (E::RootRoleNotExist, 9, "etcdserver: root user does not have root role"),
+            (E::UserAlreadyExist, 9, "etcdserver: user name already exists"),
+            (E::UserEmpty, 3, "etcdserver: user name is empty"),
+            (E::UserNotFound, 9, "etcdserver: user name not found"),
+            (E::RoleAlreadyExist, 9, "etcdserver: role name already exists"),
+            (E::RoleNotFound, 9, "etcdserver: role name not found"),
+            (E::RoleEmpty, 3, "etcdserver: role name is empty"),
+            (E::AuthFailed, 3, "etcdserver: authentication failed, invalid user ID or password"),
+            (
+                E::NoPasswordUser,
+                2,
+                "auth: authentication failed, password was given for no password user",
+            ),
+            (E::PermissionDenied, 7, "etcdserver: permission denied"),
+            (E::RoleNotGranted, 9, "etcdserver: role is not granted to the user"),
+            (E::PermissionNotGranted, 9, "etcdserver: permission is not granted to the role"),
+            (E::AuthNotEnabled, 9, "etcdserver: authentication is not enabled"),
+            (E::OldRevision, 3, "etcdserver: revision of auth store is old"),
+            (E::InvalidAuthToken, 16, "etcdserver: invalid auth token"),
+            (E::InvalidAuthMgmt, 3, "etcdserver: invalid auth management"),
+            (E::PermissionNotGiven, 3, "etcdserver: permission not given"),
         ];
         for (error, code, text) in table {
             assert_eq!(Error::from(error).code() as u8, code, "{error:?}");

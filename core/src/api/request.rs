@@ -1,8 +1,10 @@
 //! The requests a node serves and their answers, one enum each over the KV service's messages.
 
+use super::auth::{AuthRequest, AuthResponse};
 use super::cluster::{ClusterRequest, ClusterResponse};
 use super::kv::*;
 use super::lease::*;
+use super::maintenance::*;
 use serde::{Deserialize, Serialize};
 
 /// A client request.
@@ -34,6 +36,27 @@ pub enum Request {
     LeaseCheckpoint(LeaseCheckpointRequest),
     /// Revoke an expired lease; the leader proposes these itself, clients cannot.
     LeaseExpire(LeaseExpireRequest),
+    /// Users, roles, permissions, tokens.
+    Auth(AuthRequest),
+    /// Alarms, status, digests, defragmentation and backups.
+    Maintenance(MaintenanceRequest),
+    /// Start a corruption check; the leader proposes these itself, clients cannot.
+    HashCheck,
+    /// A member's answer to a corruption check; members propose these, clients cannot.
+    HashReport(HashReportRequest),
+}
+
+impl Request {
+    /// Whether only the server makes this request (clients that send it are refused).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Request::LeaseExpire(_)
+                | Request::LeaseCheckpoint(_)
+                | Request::HashCheck
+                | Request::HashReport(_)
+        )
+    }
 }
 
 /// The answer to a [`Request`].
@@ -63,6 +86,20 @@ pub enum Response {
     LeaseLeases(LeaseLeasesResponse),
     /// Answer to a checkpoint.
     LeaseCheckpoint(LeaseCheckpointResponse),
+    /// Answer to an Auth request.
+    Auth(AuthResponse),
+    /// Answer to an alarm request.
+    Alarm(AlarmResponse),
+    /// Answer to Status.
+    Status(StatusResponse),
+    /// Answer to Hash.
+    Hash(HashResponse),
+    /// Answer to HashKV.
+    HashKv(HashKvResponse),
+    /// Answer to Snapshot.
+    Snapshot(SnapshotResponse),
+    /// Answer carrying only a header (Defragment, and the corruption check's entries).
+    Empty(ResponseHeader),
 }
 
 impl Response {
@@ -81,6 +118,13 @@ impl Response {
             Response::LeaseTimeToLive(r) => &mut r.header,
             Response::LeaseLeases(r) => &mut r.header,
             Response::LeaseCheckpoint(r) => &mut r.header,
+            Response::Auth(r) => &mut r.header,
+            Response::Alarm(r) => &mut r.header,
+            Response::Status(r) => &mut r.header,
+            Response::Hash(r) => &mut r.header,
+            Response::HashKv(r) => &mut r.header,
+            Response::Snapshot(r) => &mut r.header,
+            Response::Empty(header) => header,
         }
     }
 }

@@ -81,6 +81,11 @@ impl Membership {
         self.members.get(&id)
     }
 
+    /// The voting members' ids, in order.
+    pub fn voter_ids(&self) -> Vec<u64> {
+        self.members.values().filter(|m| !m.is_learner).map(|m| m.id).collect()
+    }
+
     /// Whether `id` is a voting member.
     pub fn is_voter(&self, id: u64) -> bool {
         self.members.get(&id).is_some_and(|m| !m.is_learner)

@@ -13,17 +13,25 @@
 //! node to hand to its watchers ([`StateMachine::take_events`]). The few lease decisions that
 //! depend on time (a primary's expiry) use the `now` the node passes in.
 
+pub mod alarm;
+pub mod backup;
+pub mod corrupt;
 pub mod dedup;
 pub mod membership;
 
 use crate::api::{
-    ClusterError, ClusterRequest, ClusterResponse, Error, Event, KvError, LeaseCheckpoint,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, AuthInfo, ClusterError, ClusterRequest,
+    ClusterResponse, Error, Event, HashReportRequest, KvError, LeaseCheckpoint,
     LeaseCheckpointResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
-    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, Request, Response, ResponseHeader,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MaintenanceRequest, Member, Request, Response,
+    ResponseHeader, ServerError,
 };
+use crate::auth::{AuthStore, TokenTable};
 use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::{validate, KvStore};
 use crate::time::{Duration, Instant};
+use alarm::{Alarms, Quota, LEASE_OVERHEAD};
+use corrupt::HashChecks;
 use membership::{ConfChangeContext, MemberChange, Membership};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +54,8 @@ pub struct InternalRequest {
     pub header: RequestHeader,
     /// The request.
     pub request: Request,
+    /// Who sent it and the auth revision that was checked at (`None`: no user).
+    pub auth: Option<AuthInfo>,
 }
 
 impl InternalRequest {
@@ -61,7 +71,7 @@ impl InternalRequest {
 }
 
 /// The format version of state-machine snapshots.
-const SNAPSHOT_FORMAT: u32 = 2;
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// A state-machine snapshot as plain data.
 #[derive(Serialize, Deserialize)]
@@ -73,21 +83,26 @@ struct SnapshotData {
     log_digest: u32,
     requests: dedup::AppliedRequests,
     leases: Vec<LeaseRecord>,
+    auth: AuthStore,
+    alarms: Alarms,
+    hash_checks: HashChecks,
 }
 
-/// How the lessor is set up: these are configuration, not replicated state.
+/// How this member's state machine is set up: configuration, not replicated state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LeaseSettings {
+pub struct MachineSettings {
     /// The smallest TTL a lease gets, in seconds.
     pub min_ttl: i64,
     /// How often the leader checkpoints remaining TTLs; `None`: never (etcd's default).
     pub checkpoint_interval: Option<Duration>,
+    /// The space quota (`--quota-backend-bytes`).
+    pub quota: Quota,
 }
 
-impl Default for LeaseSettings {
-    /// etcd's defaults: a 2 s minimum (from a 1 s election timeout), no checkpoints.
+impl Default for MachineSettings {
+    /// etcd's defaults: a 2 s minimum (from a 1 s election timeout), no checkpoints, 2 GiB.
     fn default() -> Self {
-        LeaseSettings { min_ttl: 2, checkpoint_interval: None }
+        MachineSettings { min_ttl: 2, checkpoint_interval: None, quota: Quota::default() }
     }
 }
 
@@ -102,8 +117,21 @@ pub struct StateMachine {
     /// Which client requests took effect, so a repeated entry does not take effect twice.
     requests: dedup::AppliedRequests,
     lessor: Lessor,
+    auth: AuthStore,
+    alarms: Alarms,
+    hash_checks: HashChecks,
     /// Events applied since the node last took them.
     events: Vec<Event>,
+    /// Not replicated: this member's tokens (see `auth::token`).
+    tokens: TokenTable,
+    /// Not replicated: the key space's size as the quota counts it (kept up to date).
+    kv_size: u64,
+    /// Not replicated: this member's quota.
+    quota: Quota,
+    /// Not replicated: the corruption-check reports this member owes, for the node to propose.
+    reports: Vec<HashReportRequest>,
+    /// Not replicated: an applied write went over the quota since the node last asked.
+    over_quota: bool,
 }
 
 /// The outcome of applying a membership conf change.
@@ -118,7 +146,7 @@ pub struct MemberChangeApplied {
 
 impl StateMachine {
     /// A state machine that has applied nothing, for a cluster of `members`.
-    pub fn new(members: Vec<Member>, settings: LeaseSettings) -> Self {
+    pub fn new(members: Vec<Member>, settings: MachineSettings) -> Self {
         StateMachine {
             kv: KvStore::new(),
             membership: Membership::new(members),
@@ -126,8 +154,60 @@ impl StateMachine {
             log_digest: 0,
             requests: dedup::AppliedRequests::default(),
             lessor: Lessor::new(settings.min_ttl, settings.checkpoint_interval),
+            auth: AuthStore::default(),
+            alarms: Alarms::default(),
+            hash_checks: HashChecks::default(),
             events: Vec::new(),
+            tokens: TokenTable::default(),
+            kv_size: 0,
+            quota: settings.quota,
+            reports: Vec::new(),
+            over_quota: false,
         }
+    }
+
+    /// The auth state.
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
+    /// This member's tokens.
+    pub fn tokens_mut(&mut self) -> &mut TokenTable {
+        &mut self.tokens
+    }
+
+    /// The raised alarms.
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
+    /// The state's size as the quota counts it: the key space's versions and the leases.
+    pub fn size_bytes(&self) -> u64 {
+        self.kv_size + self.lessor.len() as u64 * LEASE_OVERHEAD
+    }
+
+    /// Whether a request costing `cost` fits this member's quota now.
+    pub fn quota_available(&self, cost: u64) -> bool {
+        self.quota.available(self.size_bytes(), cost)
+    }
+
+    /// A digest of the whole replicated state (etcd's Hash): the key space, leases, auth,
+    /// alarms and membership. Equal on members that applied the same entries, whatever their
+    /// applied index.
+    pub fn hash(&self) -> u32 {
+        let rest = (self.lessor.to_records(), &self.auth, &self.alarms, &self.membership);
+        let bytes = postcard::to_allocvec(&rest).expect("the state always encodes");
+        crc32c::crc32c_append(self.kv.hash(), &bytes)
+    }
+
+    /// Whether an applied write went over the quota since the last call.
+    pub fn take_over_quota(&mut self) -> bool {
+        std::mem::take(&mut self.over_quota)
+    }
+
+    /// The corruption-check reports this member owes since the last call.
+    pub fn take_reports(&mut self) -> Vec<HashReportRequest> {
+        std::mem::take(&mut self.reports)
     }
 
     /// The leases.
@@ -227,13 +307,16 @@ impl StateMachine {
             log_digest: self.log_digest,
             requests: self.requests.clone(),
             leases: self.lessor.to_records(),
+            auth: self.auth.clone(),
+            alarms: self.alarms.clone(),
+            hash_checks: self.hash_checks.clone(),
         };
         postcard::to_allocvec(&data).expect("snapshots always encode")
     }
 
     /// Rebuilds the state from [`StateMachine::snapshot`] bytes, or says why they are not a
     /// valid state. The lessor comes back as a follower's: a leader promotes it again.
-    pub fn restore(bytes: &[u8], settings: LeaseSettings) -> Result<StateMachine, String> {
+    pub fn restore(bytes: &[u8], settings: MachineSettings) -> Result<StateMachine, String> {
         let data: SnapshotData =
             postcard::from_bytes(bytes).map_err(|e| format!("snapshot does not decode: {e}"))?;
         if data.format != SNAPSHOT_FORMAT {
@@ -246,6 +329,7 @@ impl StateMachine {
             data.leases,
             kv.leased_keys(),
         )?;
+        let kv_size = kv.size_bytes();
         Ok(StateMachine {
             kv,
             membership: data.membership,
@@ -253,7 +337,15 @@ impl StateMachine {
             log_digest: data.log_digest,
             requests: data.requests,
             lessor,
+            auth: data.auth,
+            alarms: data.alarms,
+            hash_checks: data.hash_checks,
             events: Vec::new(),
+            tokens: TokenTable::default(),
+            kv_size,
+            quota: settings.quota,
+            reports: Vec::new(),
+            over_quota: false,
         })
     }
 
@@ -308,18 +400,67 @@ impl StateMachine {
             return None;
         }
         let before = self.kv.current_revision();
-        let result = self.execute(&request.request, term, now);
+        let compacted = self.kv.compacted_revision();
+        let fits = self.quota_available(alarm::cost(&request.request));
+        let caller = request.auth.as_ref();
+        let mut result = self.execute(index, &request.request, caller, term, now);
         let after = self.kv.current_revision();
         if after > before {
             let events = self.kv.events_at(after);
+            self.kv_size += events
+                .iter()
+                .map(|e| crate::mvcc::version_cost(e.kv.key.len(), e.kv.value.len()))
+                .sum::<u64>();
             self.lessor.observe(&events);
             self.events.extend(events);
+        }
+        if self.kv.compacted_revision() != compacted {
+            self.kv_size = self.kv.size_bytes();
+        }
+        // etcd's quota applier: the write is applied, but answered as over the quota, and the
+        // member raises the NOSPACE alarm.
+        if !fits && result.is_ok() {
+            self.over_quota = true;
+            result = Err(ServerError::NoSpace.into());
         }
         Some((request.header, result))
     }
 
+    /// Refuses what a raised alarm or the caller's permissions forbid (etcd's corrupt, capped
+    /// and auth appliers, in that order).
+    fn admit(&self, request: &Request, caller: Option<&AuthInfo>) -> Result<(), Error> {
+        let kv_or_lease = matches!(
+            request,
+            Request::Put(_)
+                | Request::Range(_)
+                | Request::DeleteRange(_)
+                | Request::Txn(_)
+                | Request::Compact(_)
+                | Request::LeaseGrant(_)
+                | Request::LeaseRevoke(_)
+        );
+        if kv_or_lease && self.alarms.is_raised(AlarmType::Corrupt) {
+            return Err(ServerError::Corrupt.into());
+        }
+        if alarm::cost(request) > 0 && self.alarms.is_raised(AlarmType::NoSpace) {
+            return Err(ServerError::NoSpace.into());
+        }
+        let lease_keys =
+            |id| self.lessor.get(id).map(|l| l.keys.iter().cloned().collect()).unwrap_or_default();
+        crate::auth::check_request(&self.auth, caller, request, lease_keys)?;
+        Ok(())
+    }
+
     /// Runs a request against the key space and the leases.
-    fn execute(&mut self, request: &Request, term: u64, now: Instant) -> Result<Response, Error> {
+    fn execute(
+        &mut self,
+        index: u64,
+        request: &Request,
+        caller: Option<&AuthInfo>,
+        term: u64,
+        now: Instant,
+    ) -> Result<Response, Error> {
+        self.admit(request, caller)?;
         let lessor = &self.lessor;
         let exists = |id| lessor.exists(id);
         let current = |kv: &KvStore| ResponseHeader::at(kv.current_revision());
@@ -360,6 +501,60 @@ impl StateMachine {
             }
             // Other membership changes travel as conf changes, never as normal entries.
             Request::Cluster(_) => return Err(ClusterError::MemberNotFound.into()),
+            Request::Auth(auth) => {
+                let (mut response, effect) = self.auth.apply(auth, caller, index)?;
+                if let Some((token, user)) = effect.token {
+                    self.tokens.assign(token, user, now);
+                }
+                if let Some(user) = effect.revoke_tokens_of {
+                    self.tokens.revoke_user(&user);
+                }
+                if effect.revoke_all_tokens {
+                    self.tokens.clear();
+                }
+                response.header = current(&self.kv);
+                Response::Auth(response)
+            }
+            Request::Maintenance(MaintenanceRequest::Alarm(alarm)) => {
+                let alarms = self.alarms.apply(alarm);
+                Response::Alarm(AlarmResponse { header: current(&self.kv), alarms })
+            }
+            // The rest of Maintenance is served by each member on its own.
+            Request::Maintenance(_) => return Err(ServerError::InternalOnly.into()),
+            Request::HashCheck => {
+                self.hash_checks.start(index);
+                let digest = self.kv.hash_kv(0).expect("the current revision always hashes");
+                self.reports.push(HashReportRequest {
+                    check: index,
+                    member_id: 0,
+                    hash: digest.hash,
+                    revision: digest.current_revision,
+                    compact_revision: digest.compact_revision,
+                });
+                Response::Empty(current(&self.kv))
+            }
+            Request::HashReport(report) => {
+                let voters = self.membership.voter_ids();
+                for member_id in self.hash_checks.record(report, &voters) {
+                    let raise = AlarmRequest {
+                        action: crate::api::AlarmAction::Activate,
+                        member_id,
+                        alarm: AlarmType::Corrupt,
+                    };
+                    if !self
+                        .alarms
+                        .all()
+                        .contains(&AlarmMember { member_id, alarm: AlarmType::Corrupt })
+                    {
+                        tracing::error!(
+                            member_id,
+                            "corruption check: digest differs from the majority's"
+                        );
+                        self.alarms.apply(&raise);
+                    }
+                }
+                Response::Empty(current(&self.kv))
+            }
         })
     }
 
@@ -427,143 +622,4 @@ pub fn validate(request: &Request, max_txn_ops: usize) -> Result<(), KvError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{
-        LeaseCheckpointRequest, LeaseExpireRequest, LeaseGrantRequest, LeaseRevokeRequest,
-        PutRequest,
-    };
-
-    fn put_entry(sequence: u64, key: &str) -> Vec<u8> {
-        let header = RequestHeader { proposer: 1, boot: 7, sequence };
-        let put = PutRequest { key: key.into(), value: b"v".to_vec(), ..PutRequest::default() };
-        InternalRequest { header, request: Request::Put(put) }.encode()
-    }
-
-    #[test]
-    fn entries_apply_once_in_order() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        let (header, result) = machine.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).unwrap();
-        assert_eq!((header.sequence, machine.applied()), (1, 3));
-        assert!(matches!(result, Ok(Response::Put(_))));
-        assert!(
-            machine.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
-            "replayed entries are skipped"
-        );
-        assert!(machine.apply(2, 1, &put_entry(2, "b"), Instant::ZERO).is_none());
-        assert_eq!(machine.kv().current_revision(), 2, "one write applied");
-        machine.skip(4);
-        assert!(machine.apply(5, 1, b"", Instant::ZERO).is_none());
-        assert_eq!(machine.applied(), 5);
-    }
-
-    #[test]
-    fn a_snapshot_restores_the_same_state() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        for (index, key) in ["a", "b", "a"].iter().enumerate() {
-            machine.apply(index as u64 + 1, 1, &put_entry(index as u64, key), Instant::ZERO);
-        }
-        let restored =
-            StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
-        assert_eq!((restored.applied(), restored.kv().hash()), (3, machine.kv().hash()));
-        assert!(StateMachine::restore(b"garbage", LeaseSettings::default()).is_err());
-        let mut truncated = machine.snapshot();
-        truncated.truncate(truncated.len() / 2);
-        assert!(StateMachine::restore(&truncated, LeaseSettings::default()).is_err());
-    }
-
-    /// Found by the simulator: a duplicated forwarded proposal commits twice; it must apply once.
-    #[test]
-    fn a_request_committed_twice_takes_effect_once() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        assert!(machine.apply(1, 1, &put_entry(1, "a"), Instant::ZERO).is_some());
-        assert!(
-            machine.apply(2, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
-            "the repeat is skipped"
-        );
-        assert_eq!((machine.applied(), machine.kv().current_revision()), (2, 2));
-        let restored =
-            StateMachine::restore(&machine.snapshot(), LeaseSettings::default()).unwrap();
-        let mut restored = restored;
-        assert!(
-            restored.apply(3, 1, &put_entry(1, "a"), Instant::ZERO).is_none(),
-            "snapshots remember applied requests"
-        );
-    }
-
-    #[test]
-    fn an_undecodable_entry_is_skipped_but_counted() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        assert!(machine.apply(1, 1, b"\xff\xff\xff", Instant::ZERO).is_none());
-        assert_eq!((machine.applied(), machine.kv().current_revision()), (1, 1));
-    }
-
-    fn entry(sequence: u64, request: Request) -> Vec<u8> {
-        InternalRequest { header: RequestHeader { proposer: 1, boot: 1, sequence }, request }
-            .encode()
-    }
-
-    #[test]
-    fn a_put_on_an_unknown_lease_fails() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        let put = PutRequest { key: b"k".to_vec(), lease: 5, ..PutRequest::default() };
-        let (_, result) = machine.apply(1, 1, &entry(1, Request::Put(put)), Instant::ZERO).unwrap();
-        assert_eq!(result, Err(Error::Kv(KvError::LeaseNotFound)));
-    }
-
-    #[test]
-    fn revoke_deletes_the_attached_keys_in_one_revision() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        let now = Instant::ZERO;
-        let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 1, id: 9 });
-        let (_, granted) = machine.apply(1, 1, &entry(1, grant), now).unwrap();
-        let Ok(Response::LeaseGrant(granted)) = granted else { panic!("{granted:?}") };
-        assert_eq!((granted.id, granted.ttl), (9, 2), "raised to the minimum TTL");
-        for (sequence, key) in [(2, "b"), (3, "a"), (4, "plain")] {
-            let lease = if key == "plain" { 0 } else { 9 };
-            let put = PutRequest { key: key.into(), lease, ..PutRequest::default() };
-            let (_, put) =
-                machine.apply(sequence + 1, 1, &entry(sequence, Request::Put(put)), now).unwrap();
-            assert!(put.is_ok());
-        }
-        assert_eq!(machine.take_events().len(), 3, "every write's events are kept");
-        let restored = StateMachine::restore(&machine.snapshot(), LeaseSettings::default());
-        let mut restored = restored.unwrap();
-        assert_eq!(restored.lessor().get(9).unwrap().keys.len(), 2, "attachments rebuilt");
-        let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
-        let (_, revoked) = restored.apply(6, 1, &entry(6, revoke), now).unwrap();
-        let Ok(Response::LeaseRevoke(revoked)) = revoked else { panic!("{revoked:?}") };
-        assert_eq!(revoked.header.revision, 5, "both keys go in one revision");
-        let events = restored.take_events();
-        let keys: Vec<&[u8]> = events.iter().map(|e| &e.kv.key[..]).collect();
-        assert_eq!(keys, [&b"a"[..], b"b"], "deleted in key order");
-        assert!(restored.kv().get_live(b"plain").is_some());
-        let again = Request::LeaseRevoke(LeaseRevokeRequest { id: 9 });
-        let (_, again) = restored.apply(7, 1, &entry(7, again), now).unwrap();
-        assert_eq!(again, Err(Error::Kv(KvError::LeaseNotFound)));
-    }
-
-    /// Found by the simulator: an old leader's expiry, forwarded to the next leader after that
-    /// one had renewed the lease, revoked a lease a client had just kept alive.
-    #[test]
-    fn an_expiry_applies_only_in_the_term_that_decided_it() {
-        let mut machine = StateMachine::new(Vec::new(), LeaseSettings::default());
-        let now = Instant::ZERO;
-        let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 9 });
-        let (_, result) = machine.apply(1, 1, &entry(1, grant), now).unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        let expire = |term| Request::LeaseExpire(LeaseExpireRequest { id: 9, term });
-        let (_, result) = machine.apply(2, 3, &entry(2, expire(2)), now).unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        assert!(machine.lessor().exists(9), "decided in term 2, committed in term 3: ignored");
-        let stale = LeaseCheckpoint { id: 9, remaining_ttl: 1 };
-        let checkpoint = LeaseCheckpointRequest { checkpoints: vec![stale], term: 2 };
-        let (_, result) =
-            machine.apply(3, 3, &entry(3, Request::LeaseCheckpoint(checkpoint)), now).unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        assert_eq!(machine.lessor().get(9).unwrap().remaining_ttl, 0, "stale remainder ignored");
-        let (_, result) = machine.apply(4, 3, &entry(4, expire(3)), now).unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        assert!(!machine.lessor().exists(9), "decided and committed in term 3");
-    }
-}
+mod tests;

@@ -146,6 +146,16 @@ impl Lessor {
         self.leases.get(&id)
     }
 
+    /// How many leases are granted.
+    pub fn len(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// Whether no lease is granted.
+    pub fn is_empty(&self) -> bool {
+        self.leases.is_empty()
+    }
+
     /// Every lease id, in order.
     pub fn ids(&self) -> Vec<LeaseId> {
         self.leases.keys().copied().collect()

@@ -24,7 +24,7 @@ pub use hash::{KvHash, KvHasher};
 pub use key_range::KeyRange;
 pub use revision::Revision;
 pub use snapshot::KvSnapshot;
-pub use store::KvStore;
+pub use store::{version_cost, KvStore, VERSION_OVERHEAD};
 
 #[cfg(test)]
 mod tests;

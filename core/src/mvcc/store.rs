@@ -12,6 +12,14 @@ use std::sync::Arc;
 /// The revision of an empty store, as in etcd: the first write gets revision 2.
 pub const INITIAL_REVISION: i64 = 1;
 
+/// What one version costs against the quota besides its key and value (etcd's `kvOverhead`).
+pub const VERSION_OVERHEAD: u64 = 256;
+
+/// What a version of a `key_len`-byte key with a `value_len`-byte value costs against the quota.
+pub fn version_cost(key_len: usize, value_len: usize) -> u64 {
+    VERSION_OVERHEAD + key_len as u64 + value_len as u64
+}
+
 /// The in-memory MVCC key space.
 ///
 /// Reads take `&self`; every mutation runs in a [`WriteTxn`] (see [`KvStore::write`]) that takes
@@ -71,6 +79,21 @@ impl KvStore {
     /// How many keys have retained history (live or not yet compacted away).
     pub fn indexed_key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The bytes the retained history takes, as the quota counts them: every version costs
+    /// [`VERSION_OVERHEAD`] plus its key and value. Walks the whole store; the state machine
+    /// keeps a running total and calls this only after compactions and restores.
+    pub fn size_bytes(&self) -> u64 {
+        self.keys
+            .iter()
+            .flat_map(|(key, history)| {
+                history.versions().iter().map(move |version| {
+                    let value = version.put().map_or(0, |put| put.value.len());
+                    version_cost(key.len(), value)
+                })
+            })
+            .sum()
     }
 
     /// The keys of `range` with the version of each visible at main revision `at`, in key order.

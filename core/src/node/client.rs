@@ -16,8 +16,12 @@
 //! timeout. Lease KeepAlive and TimeToLive ride the same rounds on the leader (see `lease.rs`);
 //! a lease listing is served locally.
 
+use super::auth::Caller;
 use super::{ClientId, Node};
-use crate::api::{ClusterError, Error, Request, RequestOp, Response, ServerError, TxnRequest};
+use crate::api::{
+    AuthInfo, AuthRequest, ClusterError, ClusterRequest, Error, Request, RequestOp, Response,
+    ServerError, TxnRequest,
+};
 use crate::apply::{self, InternalRequest, RequestHeader};
 use crate::time::Instant;
 use raft::ReadState;
@@ -62,6 +66,7 @@ impl Proposal {
 struct WaitingRead {
     client: ClientId,
     request: Request,
+    caller: Option<AuthInfo>,
     deadline: Instant,
 }
 
@@ -136,21 +141,46 @@ fn is_serializable(request: &Request) -> bool {
 }
 
 impl Node {
-    /// Admits a client request.
-    pub(super) fn client_request(&mut self, client: ClientId, request: Request) {
-        if matches!(request, Request::LeaseExpire(_) | Request::LeaseCheckpoint(_)) {
+    /// Admits a client request carrying `token`.
+    pub(super) fn client_request(
+        &mut self,
+        client: ClientId,
+        token: Option<String>,
+        request: Request,
+    ) {
+        if request.is_internal() {
             return self.respond(client, Err(ServerError::InternalOnly.into()));
         }
         if let Err(error) = apply::validate(&request, self.config.max_txn_ops) {
             return self.respond(client, Err(error.into()));
         }
-        // etcd's interceptor: a learner serves only serializable ranges.
-        let learner_may_serve = matches!(&request, Request::Range(range) if range.serializable);
+        // etcd's interceptor: a learner serves only serializable ranges and Status.
+        let learner_may_serve = match &request {
+            Request::Range(range) => range.serializable,
+            Request::Maintenance(crate::api::MaintenanceRequest::Status) => true,
+            _ => false,
+        };
         if self.is_learner() && !learner_may_serve {
             return self.respond(client, Err(ServerError::NotSupportedForLearner.into()));
         }
+        let caller = match self.caller(token.as_deref()) {
+            Ok(Caller::Known(caller)) => caller,
+            Ok(Caller::NotYet) => return self.park(client, token.unwrap_or_default(), request),
+            Err(error) => return self.respond(client, Err(error)),
+        };
         let request = match request {
-            Request::Cluster(cluster) => return self.cluster_request(client, cluster),
+            Request::Cluster(cluster) => {
+                let admin_only = !matches!(cluster, ClusterRequest::MemberList);
+                if let Err(error) = self.require_admin(caller.as_ref()) {
+                    if admin_only {
+                        return self.respond(client, Err(error));
+                    }
+                }
+                return self.cluster_request(client, cluster);
+            }
+            Request::Maintenance(maintenance) => {
+                return self.maintenance_request(client, caller, maintenance)
+            }
             Request::LeaseLeases(_) => {
                 let result = self.machine.serve_lease_read(&request, self.now);
                 return self.respond(client, result);
@@ -162,28 +192,39 @@ impl Node {
                 grant.id = self.choose_lease_id();
                 Request::LeaseGrant(grant)
             }
+            Request::Auth(auth) => Request::Auth(self.hash_passwords(auth)),
             other => other,
         };
         let is_read = match &request {
             Request::Range(_) | Request::LeaseKeepAlive(_) | Request::LeaseTimeToLive(_) => true,
+            // etcd checks the password once this member is up to date (a ReadIndex round).
+            Request::Auth(AuthRequest::Authenticate { .. }) => true,
             Request::Txn(txn) => is_read_only(txn),
             _ => false,
         };
         let deadline = self.now + self.config.request_timeout();
         if is_read && is_serializable(&request) {
-            let result = self.serve_read(&request);
+            let result = self.serve_read(&request, caller.as_ref());
             return self.respond(client, result);
         }
         if is_read {
-            self.requests.waiting_reads.push(WaitingRead { client, request, deadline });
+            self.requests.waiting_reads.push(WaitingRead { client, request, caller, deadline });
             return self.start_read_round();
         }
-        self.propose_write(Some(client), request);
+        if let Err(error) = self.check_quota(&request) {
+            return self.respond(client, Err(error));
+        }
+        self.propose_write(Some(client), request, caller);
     }
 
-    /// Admits and proposes a write as a normal entry; the client (if any) is answered when it
-    /// is applied.
-    pub(super) fn propose_write(&mut self, client: Option<ClientId>, request: Request) {
+    /// Admits and proposes a write from `auth` as a normal entry; the client (if any) is
+    /// answered when it is applied.
+    pub(super) fn propose_write(
+        &mut self,
+        client: Option<ClientId>,
+        request: Request,
+        auth: Option<AuthInfo>,
+    ) {
         let deadline = self.now + self.config.request_timeout();
         if self.raw.raft.raft_log.committed.saturating_sub(self.machine.applied())
             > UNAPPLIED_ENTRIES_MAX
@@ -192,7 +233,7 @@ impl Node {
         }
         let sequence = self.requests.next_sequence();
         let header = RequestHeader { proposer: self.config.id, boot: self.boot, sequence };
-        let data = InternalRequest { header, request }.encode();
+        let data = InternalRequest { header, request, auth }.encode();
         if data.len() > self.config.max_request_bytes {
             return self.respond_to(client, Err(ServerError::RequestTooLarge.into()));
         }
@@ -319,8 +360,9 @@ impl Node {
                     let result = self.machine.serve_lease_read(&read.request, self.now);
                     self.respond(read.client, result)
                 }
+                Request::Auth(_) => self.authenticate(read.client, &read.request),
                 _ => {
-                    let result = self.serve_read(&read.request);
+                    let result = self.serve_read(&read.request, read.caller.as_ref());
                     self.respond(read.client, result);
                 }
             }
@@ -328,8 +370,13 @@ impl Node {
         self.start_read_round();
     }
 
-    /// Serves a read from the local state machine.
-    fn serve_read(&mut self, request: &Request) -> Result<Response, Error> {
+    /// Serves a read from the local state machine, if `caller` may read it.
+    fn serve_read(
+        &mut self,
+        request: &Request,
+        caller: Option<&AuthInfo>,
+    ) -> Result<Response, Error> {
+        crate::auth::check_request(self.machine.auth(), caller, request, |_| Vec::new())?;
         // A read-only transaction attaches nothing, so lease existence is never asked.
         let no_puts = |_| true;
         match request {

@@ -57,7 +57,7 @@ impl Node {
         }
         if self.machine.lessor().needs_checkpoint_clear(id) {
             let renewal = Request::LeaseKeepAlive(LeaseKeepAliveRequest { id });
-            return self.propose_write(Some(client), renewal);
+            return self.propose_write(Some(client), renewal, None);
         }
         let now = self.now;
         match self.machine.lessor_mut().renew(id, now) {
@@ -111,12 +111,12 @@ impl Node {
         let expired = self.machine.lessor_mut().expired(now, LEASE_REVOKE_RATE / 2);
         for id in expired {
             tracing::debug!(id, "lease expired: proposing its revoke");
-            self.propose_write(None, Request::LeaseExpire(LeaseExpireRequest { id, term }));
+            self.propose_write(None, Request::LeaseExpire(LeaseExpireRequest { id, term }), None);
         }
         let checkpoints = self.machine.lessor_mut().due_checkpoints(now, MAX_CHECKPOINT_BATCH);
         if !checkpoints.is_empty() {
             let request = Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints, term });
-            self.propose_write(None, request);
+            self.propose_write(None, request, None);
         }
     }
 

@@ -70,6 +70,7 @@ impl Node {
                     Ok(()) => self.propose_write(
                         Some(client),
                         Request::Cluster(ClusterRequest::MemberUpdate { id, peer_urls }),
+                        None,
                     ),
                     Err(error) => self.respond(client, Err(error.into())),
                 };

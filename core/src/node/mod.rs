@@ -19,18 +19,22 @@
 //! All randomness comes from the seeded ChaCha RNG in the config: raft-rs's own election-timeout
 //! draw (from `thread_rng`) is overridden whenever raft resets it, so a seed replays bit for bit.
 
+mod auth;
 mod client;
 mod lease;
+mod maintenance;
 mod membership;
 mod ready;
+mod restore;
 mod storage;
 mod watch;
 
 use crate::api::{Error, Member, Request, Response, WatchRequest, WatchResponse};
-use crate::apply::{LeaseSettings, StateMachine};
+use crate::apply::{MachineSettings, StateMachine};
 use crate::mvcc::KvStore;
 use crate::time::{Duration, Instant};
 use crate::watch::{StreamId, WatchHub, WatchSettings};
+pub use maintenance::{AutoCompaction, Compactor, ETCD_VERSION};
 use raft::prelude::{Entry, HardState, Message, Snapshot};
 use raft::storage::MemStorage;
 use raft::{RawNode, StateRole};
@@ -75,6 +79,16 @@ pub struct NodeConfig {
     pub watch_progress_interval: Duration,
     /// Event responses a watch stream may have outstanding before its watchers wait (etcd: 128).
     pub watch_stream_capacity: usize,
+    /// `--quota-backend-bytes` (etcd: 0, the 2 GiB default; negative: no quota).
+    pub quota_backend_bytes: i64,
+    /// `--bcrypt-cost` (etcd: 10; 4 to 31).
+    pub bcrypt_cost: u32,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention` (etcd: off).
+    pub auto_compaction: Option<AutoCompaction>,
+    /// `--experimental-corrupt-check-time` (etcd: off).
+    pub corrupt_check_interval: Option<Duration>,
+    /// `--experimental-initial-corrupt-check` (etcd: off).
+    pub initial_corrupt_check: bool,
     /// The seed of every random choice this node makes.
     pub seed: u64,
 }
@@ -114,6 +128,11 @@ impl NodeConfig {
             lease_checkpoint_interval: None,
             watch_progress_interval: Duration::from_secs(600),
             watch_stream_capacity: 128,
+            quota_backend_bytes: 0,
+            bcrypt_cost: crate::auth::DEFAULT_BCRYPT_COST,
+            auto_compaction: None,
+            corrupt_check_interval: None,
+            initial_corrupt_check: false,
             seed,
         }
     }
@@ -124,10 +143,12 @@ impl NodeConfig {
         (ticks as usize).max(2)
     }
 
-    /// The lessor's settings: etcd's minimum TTL from the election timeout, and checkpoints.
-    pub fn lease_settings(&self) -> LeaseSettings {
+    /// The state machine's settings: etcd's minimum lease TTL from the election timeout,
+    /// lease checkpoints, and the quota.
+    pub fn machine_settings(&self) -> MachineSettings {
         let min_ttl = crate::lease::min_ttl(self.election_ticks() as u64, self.heartbeat_interval);
-        LeaseSettings { min_ttl, checkpoint_interval: self.lease_checkpoint_interval }
+        let quota = crate::apply::alarm::Quota::from_flag(self.quota_backend_bytes);
+        MachineSettings { min_ttl, checkpoint_interval: self.lease_checkpoint_interval, quota }
     }
 
     /// The watch hub's settings.
@@ -159,6 +180,8 @@ pub enum Input {
     Client {
         /// The driver's id for the request.
         id: ClientId,
+        /// The auth token the client sent (gRPC metadata `token`), if any.
+        token: Option<String>,
         /// The request.
         request: Request,
     },
@@ -171,6 +194,8 @@ pub enum Input {
     Watch {
         /// The driver's id for the stream.
         stream: StreamId,
+        /// The auth token the stream was opened with, if any.
+        token: Option<String>,
         /// The message.
         request: WatchRequest,
     },
@@ -280,6 +305,18 @@ pub struct Node {
     lease_counter: u64,
     /// The persistence batch carrying a snapshot raft installed, until it is durable.
     snapshot_in_flight: Option<u64>,
+    /// Requests waiting for the Authenticate entry their token names.
+    parked: Vec<auth::Parked>,
+    /// The state's size as allocated: its peak since the last defragment (Status's db size).
+    allocated_bytes: u64,
+    /// When this member last proposed an alarm of its own.
+    alarm_proposed: Option<Instant>,
+    /// A restarted member's initial corruption check is still to be proposed.
+    initial_check_due: bool,
+    /// When the leader next proposes a corruption check.
+    next_corrupt_check: Option<Instant>,
+    /// The auto-compaction schedule.
+    compactor: Compactor,
 }
 
 impl Node {
@@ -299,6 +336,7 @@ impl Node {
         let recovered =
             Recovered { snapshot: None, hard_state: hard_state.clone(), entries: entries.clone() };
         let mut node = Node::restart(config, now, recovered).expect("a founding member starts");
+        node.initial_check_due = false;
         let bootstrap =
             Output::Persist { batch: 0, entries, hard_state: Some(hard_state), snapshot: None };
         node.outputs.push_front(bootstrap);
@@ -314,16 +352,18 @@ impl Node {
             config.id != 0 && (founding || config.join_existing),
             "a member with a non-zero id"
         );
+        // etcd's initial check runs only on a member that restarts from its data.
+        let had_state = recovered.snapshot.is_some() || recovered.hard_state.commit > 0;
         let (log, machine) = match &recovered.snapshot {
             Some(snapshot) => {
-                let machine = StateMachine::restore(&snapshot.data, config.lease_settings())?;
+                let machine = StateMachine::restore(&snapshot.data, config.machine_settings())?;
                 let log = MemStorage::new();
                 log.wl().apply_snapshot(snapshot.clone()).map_err(|e| e.to_string())?;
                 (log, machine)
             }
             // Membership and raft's configuration come from the log (bootstrap entries) or a
             // leader, never from the configuration.
-            None => (MemStorage::new(), StateMachine::new(Vec::new(), config.lease_settings())),
+            None => (MemStorage::new(), StateMachine::new(Vec::new(), config.machine_settings())),
         };
         {
             let mut core = log.wl();
@@ -360,6 +400,8 @@ impl Node {
         let boot = rng.gen::<u64>() ^ recovered_state;
         let lease_counter = rng.gen::<u64>() & 0xffff_ffff;
         let hub = WatchHub::new(config.watch_settings(), machine.kv().current_revision(), now);
+        let initial_check_due = config.initial_corrupt_check && had_state;
+        let compactor = Compactor::new(config.auto_compaction);
         let mut node = Node {
             config,
             raw,
@@ -380,6 +422,12 @@ impl Node {
             next_lease_check: now,
             lease_counter,
             snapshot_in_flight: None,
+            parked: Vec::new(),
+            allocated_bytes: 0,
+            alarm_proposed: None,
+            initial_check_due,
+            next_corrupt_check: None,
+            compactor,
         };
         node.redraw_election_timeout();
         node.update_watch_identity();
@@ -410,9 +458,9 @@ impl Node {
                 // worth surfacing; raft ignores what it must.
                 let _ = self.raw.step(message);
             }
-            Input::Client { id, request } => self.client_request(id, request),
+            Input::Client { id, token, request } => self.client_request(id, token, request),
             Input::Persisted { batch } => self.persisted(batch),
-            Input::Watch { stream, request } => self.watch_request(stream, request),
+            Input::Watch { stream, token, request } => self.watch_request(stream, token, request),
             Input::WatchSent { stream, count } => self.hub.sent(stream, count),
             Input::WatchClosed { stream } => self.hub.close(stream),
         }
@@ -482,6 +530,16 @@ impl Node {
         self.machine.log_digest()
     }
 
+    /// A digest of the whole replicated state (key space, leases, auth, alarms, membership).
+    pub fn state_hash(&self) -> u32 {
+        self.machine.hash()
+    }
+
+    /// The raised alarms, as applied so far.
+    pub fn alarms(&self) -> Vec<crate::api::AlarmMember> {
+        self.machine.alarms().all()
+    }
+
     /// The key space as applied so far.
     pub fn kv(&self) -> &KvStore {
         self.machine.kv()
@@ -522,6 +580,7 @@ impl Node {
         self.retry_requests();
         self.retry_stuck_snapshots();
         self.expire_transfers();
+        self.maintenance_work();
         // Raft may have asked for a snapshot the stored one cannot serve (see storage.rs).
         self.maybe_snapshot();
     }

@@ -23,6 +23,7 @@ impl Node {
             self.process_one_ready();
         }
         self.serve_confirmed_reads();
+        self.unpark();
         self.settle_held_renewals();
         self.flush_watches();
     }
@@ -100,10 +101,16 @@ impl Node {
     /// stop rather than diverge.
     fn install_snapshot(&mut self, snapshot: &Snapshot) {
         let index = snapshot.get_metadata().index;
-        let settings = self.config.lease_settings();
-        self.machine = StateMachine::restore(&snapshot.data, settings).unwrap_or_else(|error| {
+        let settings = self.config.machine_settings();
+        let restored = StateMachine::restore(&snapshot.data, settings).unwrap_or_else(|error| {
             panic!("raft: the snapshot at index {index} is not a valid state: {error}")
         });
+        // Tokens are this member's, not replicated: they survive, unless auth is now off.
+        let tokens = std::mem::take(self.machine.tokens_mut());
+        self.machine = restored;
+        if self.machine.auth().is_enabled() {
+            *self.machine.tokens_mut() = tokens;
+        }
         self.hub.restored(self.machine.kv());
         let storage = self.raw.mut_store();
         storage
@@ -183,6 +190,7 @@ impl Node {
         }
         let applied = self.machine.apply(entry.index, entry.term, &entry.data, self.now);
         self.deliver_events();
+        self.after_apply();
         let Some((header, result)) = applied else { return };
         if header.proposer != self.config.id || header.boot != self.boot {
             return;

@@ -6,21 +6,72 @@
 //! store catch up whenever the node has processed an input. A learner refuses watch streams
 //! (etcd's stream interceptor), and a removed member ends them.
 
+use super::auth::Caller;
 use super::{Node, Output};
-use crate::api::{Error, ServerError, WatchRequest};
+use crate::api::{
+    AuthError, Error, ResponseHeader, ServerError, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use crate::watch::StreamId;
 
 impl Node {
-    /// Handles a client's message on watch stream `stream`.
-    pub(super) fn watch_request(&mut self, stream: StreamId, request: WatchRequest) {
+    /// Handles a client's message on watch stream `stream`, opened with `token`.
+    pub(super) fn watch_request(
+        &mut self,
+        stream: StreamId,
+        token: Option<String>,
+        request: WatchRequest,
+    ) {
         if self.is_learner() {
             return self.end_watch_stream(stream, ServerError::NotSupportedForLearner.into());
         }
         match request {
-            WatchRequest::Create(create) => self.hub.create(stream, &create, self.machine.kv()),
+            WatchRequest::Create(create) => {
+                if let Err(error) = self.watch_permitted(token.as_deref(), &create) {
+                    return self.refuse_watch(stream, error);
+                }
+                self.hub.create(stream, &create, self.machine.kv())
+            }
             WatchRequest::Cancel { watch_id } => self.hub.cancel(stream, watch_id),
             WatchRequest::Progress => self.hub.request_progress(stream),
         }
+    }
+
+    /// Whether the stream's user may read what a new watcher covers (checked once, at
+    /// creation, as etcd does). A token whose entry is not applied here yet is refused.
+    fn watch_permitted(
+        &mut self,
+        token: Option<&str>,
+        create: &WatchCreateRequest,
+    ) -> Result<(), Error> {
+        let caller = match self.caller(token)? {
+            Caller::Known(caller) => caller,
+            Caller::NotYet => return Err(AuthError::InvalidAuthToken.into()),
+        };
+        let auth = self.machine.auth();
+        Ok(crate::auth::check::check_read(auth, caller.as_ref(), &create.key, &create.range_end)?)
+    }
+
+    /// Tells the client its watcher was refused, as etcd does: a created-and-canceled response
+    /// with watch id -1 and the gRPC status as the reason.
+    fn refuse_watch(&mut self, stream: StreamId, error: Error) {
+        let response = WatchResponse {
+            header: ResponseHeader {
+                cluster_id: self.config.cluster_id,
+                member_id: self.config.id,
+                revision: self.machine.kv().current_revision(),
+                raft_term: self.raw.raft.term,
+            },
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: format!(
+                "rpc error: code = {} desc = {}",
+                error.code().name(),
+                error.message()
+            ),
+            ..WatchResponse::default()
+        };
+        self.outputs.push_back(Output::Watch { stream, response });
     }
 
     /// Ends a stream with an error and forgets its watchers.

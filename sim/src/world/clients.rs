@@ -119,7 +119,7 @@ impl World {
                 })
             }
         };
-        self.input(target, Input::Client { id: op as u64, request });
+        self.input(target, Input::Client { id: op as u64, token: None, request });
     }
 
     pub(super) fn answer(&mut self, op: usize, result: Result<Response, Error>) {
@@ -198,7 +198,7 @@ impl World {
             self.compacted = revision;
             let id = self.admin_request_id();
             let request = Request::Compact(CompactionRequest { revision, physical: true });
-            self.input(member, Input::Client { id, request });
+            self.input(member, Input::Client { id, token: None, request });
         }
         self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
     }

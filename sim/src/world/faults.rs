@@ -102,7 +102,7 @@ impl World {
             let target = others[self.faults.gen_range(0..others.len())];
             let id = self.admin_request_id();
             let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
-            self.input(leader, Input::Client { id, request });
+            self.input(leader, Input::Client { id, token: None, request });
         }
         self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
     }
