@@ -32,6 +32,7 @@ fn login(cluster: &mut Cluster, to: u64, name: &str, password: &str) -> Result<S
         name: name.into(),
         password: password.into(),
         token: String::new(),
+        checked_revision: 0,
     };
     auth(cluster, to, None, request).map(|response| response.token)
 }

@@ -53,6 +53,8 @@ pub enum AuthRequest {
         password: String,
         /// The token the member chose (filled in before proposing; clients leave it empty).
         token: String,
+        /// The auth revision the member checked the password at (filled in before proposing).
+        checked_revision: u64,
     },
     /// Add a user.
     UserAdd {
@@ -133,19 +135,6 @@ pub enum AuthRequest {
         /// The permission's range end.
         range_end: Vec<u8>,
     },
-}
-
-impl AuthRequest {
-    /// Whether the request only reads the auth state (served locally, never proposed).
-    pub fn is_read(&self) -> bool {
-        matches!(
-            self,
-            AuthRequest::UserGet { .. }
-                | AuthRequest::UserList
-                | AuthRequest::RoleGet { .. }
-                | AuthRequest::RoleList
-        )
-    }
 }
 
 /// The answer to an [`AuthRequest`]; fields a request does not produce stay empty.

@@ -4,7 +4,8 @@
 //! so every member agrees which are active. While a NOSPACE alarm is raised, requests that add
 //! data (puts, transactions with puts, lease grants) are refused when applied; reads, deletes,
 //! revokes and compactions keep working, so an operator can free space and disarm. While a
-//! CORRUPT alarm is raised, every KV and lease write is refused and so are reads.
+//! CORRUPT alarm is raised, every KV and lease request that goes through the log is refused
+//! (expiries included); reads served by a member itself keep working, as in etcd.
 //!
 //! The quota compares the state's size plus a request's cost with `--quota-backend-bytes`.
 //! etcd measures its bolt file, which only shrinks on defragment; stead measures the retained

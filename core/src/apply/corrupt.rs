@@ -19,10 +19,17 @@ const CHECKS_KEPT: usize = 8;
 /// What a member reported: digest, revision and compacted revision.
 type Digest = (u32, i64, i64);
 
-/// The reports of recent checks, by check (the index of its entry) and member.
+/// One check's reports, and the majority's digest once there is one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Tally {
+    reports: BTreeMap<u64, Digest>,
+    majority: Option<Digest>,
+}
+
+/// The reports of recent checks, by check (the index of its entry).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HashChecks {
-    checks: BTreeMap<u64, BTreeMap<u64, Digest>>,
+    checks: BTreeMap<u64, Tally>,
 }
 
 impl HashChecks {
@@ -34,15 +41,23 @@ impl HashChecks {
         }
     }
 
-    /// Records a report; returns the members whose digest now disagrees with a majority of
-    /// `voters`. A member's first report for a check is the one that counts.
+    /// Records a report; returns the members found to disagree with a majority of `voters`,
+    /// each once per check: when the majority forms, every member that reported otherwise;
+    /// after that, a member whose first report disagrees. A repeated report (a member replaying
+    /// its log) changes nothing, so a disarmed alarm stays disarmed.
     pub fn record(&mut self, report: &HashReportRequest, voters: &[u64]) -> Vec<u64> {
-        let Some(reports) = self.checks.get_mut(&report.check) else { return Vec::new() };
+        let Some(tally) = self.checks.get_mut(&report.check) else { return Vec::new() };
+        if tally.reports.contains_key(&report.member_id) {
+            return Vec::new();
+        }
         let digest = (report.hash, report.revision, report.compact_revision);
-        reports.entry(report.member_id).or_insert(digest);
+        tally.reports.insert(report.member_id, digest);
+        if let Some(majority) = tally.majority {
+            return if digest == majority { Vec::new() } else { vec![report.member_id] };
+        }
         let quorum = voters.len() / 2 + 1;
         let mut counts: BTreeMap<Digest, usize> = BTreeMap::new();
-        for (member, digest) in reports.iter() {
+        for (member, digest) in &tally.reports {
             if voters.contains(member) {
                 *counts.entry(*digest).or_default() += 1;
             }
@@ -50,7 +65,8 @@ impl HashChecks {
         let Some(majority) = counts.into_iter().find(|(_, n)| *n >= quorum).map(|(d, _)| d) else {
             return Vec::new();
         };
-        reports.iter().filter(|(_, digest)| **digest != majority).map(|(m, _)| *m).collect()
+        tally.majority = Some(majority);
+        tally.reports.iter().filter(|(_, d)| **d != majority).map(|(m, _)| *m).collect()
     }
 }
 
@@ -70,11 +86,14 @@ mod tests {
         assert!(checks.record(&report(5, 2, 0xbad), &voters).is_empty(), "no majority yet");
         assert!(checks.record(&report(5, 1, 0x600d), &voters).is_empty(), "one each");
         assert_eq!(checks.record(&report(5, 3, 0x600d), &voters), [2]);
-        assert_eq!(checks.record(&report(5, 2, 0x600d), &voters), [2], "the first report counts");
+        // Found in review: a replayed report raised a disarmed alarm again.
+        assert!(checks.record(&report(5, 2, 0x600d), &voters).is_empty(), "decided once");
+        assert!(checks.record(&report(5, 3, 0x600d), &voters).is_empty(), "decided once");
         assert!(checks.record(&report(4, 2, 0xbad), &voters).is_empty(), "unknown check");
         let mut revision_differs = report(5, 4, 0x600d);
         revision_differs.revision = 8;
-        assert_eq!(checks.record(&revision_differs, &voters), [2, 4], "a learner can be corrupt");
+        assert_eq!(checks.record(&revision_differs, &voters), [4], "a late learner is corrupt");
+        assert!(checks.record(&revision_differs, &voters).is_empty());
     }
 
     #[test]

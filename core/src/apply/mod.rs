@@ -438,6 +438,7 @@ impl StateMachine {
                 | Request::Compact(_)
                 | Request::LeaseGrant(_)
                 | Request::LeaseRevoke(_)
+                | Request::LeaseExpire(_)
         );
         if kv_or_lease && self.alarms.is_raised(AlarmType::Corrupt) {
             return Err(ServerError::Corrupt.into());

@@ -138,3 +138,96 @@ fn an_expiry_applies_only_in_the_term_that_decided_it() {
     assert!(result.is_ok(), "{result:?}");
     assert!(!machine.lessor().exists(9), "decided and committed in term 3");
 }
+
+fn alarm_entry(sequence: u64, action: crate::api::AlarmAction, alarm: AlarmType) -> Vec<u8> {
+    let request = AlarmRequest { action, member_id: 2, alarm };
+    entry(sequence, Request::Maintenance(MaintenanceRequest::Alarm(request)))
+}
+
+/// etcd's capped and corrupt appliers: what each alarm refuses when applied.
+#[test]
+fn raised_alarms_refuse_what_etcd_refuses() {
+    use crate::api::{AlarmAction, DeleteRangeRequest, RangeRequest};
+    let mut machine = StateMachine::new(Vec::new(), MachineSettings::default());
+    let now = Instant::ZERO;
+    let mut index = 0;
+    let mut apply = |machine: &mut StateMachine, data: Vec<u8>| {
+        index += 1;
+        machine.apply(index, 1, &data, now).map(|(_, result)| result).expect("applied")
+    };
+    let put = |key: &str| {
+        Request::Put(PutRequest { key: key.into(), value: b"v".to_vec(), ..PutRequest::default() })
+    };
+    let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 3 });
+    assert!(apply(&mut machine, entry(1, grant)).is_ok());
+    assert!(apply(&mut machine, entry(2, put("a"))).is_ok());
+    assert!(apply(&mut machine, alarm_entry(3, AlarmAction::Activate, AlarmType::NoSpace)).is_ok());
+    let nospace = Err(Error::Server(ServerError::NoSpace));
+    assert_eq!(apply(&mut machine, entry(4, put("b"))), nospace);
+    let grant = Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 4 });
+    assert_eq!(apply(&mut machine, entry(5, grant)), nospace);
+    let delete = DeleteRangeRequest { key: b"a".to_vec(), ..Default::default() };
+    assert!(apply(&mut machine, entry(6, Request::DeleteRange(delete))).is_ok(), "deletes work");
+    let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 3 });
+    assert!(apply(&mut machine, entry(7, revoke)).is_ok(), "revokes work");
+    assert!(
+        apply(&mut machine, alarm_entry(8, AlarmAction::Deactivate, AlarmType::NoSpace)).is_ok()
+    );
+    assert!(apply(&mut machine, entry(9, put("b"))).is_ok(), "disarmed");
+    assert!(apply(&mut machine, alarm_entry(10, AlarmAction::Activate, AlarmType::Corrupt)).is_ok());
+    let corrupt = Err(Error::Server(ServerError::Corrupt));
+    let range = Request::Range(RangeRequest { key: b"b".to_vec(), ..Default::default() });
+    assert_eq!(apply(&mut machine, entry(11, range)), corrupt, "reads through the log too");
+    let expire = Request::LeaseExpire(LeaseExpireRequest { id: 3, term: 1 });
+    assert_eq!(apply(&mut machine, entry(12, expire)), corrupt, "expiries too");
+    let list = alarm_entry(13, AlarmAction::Get, AlarmType::None);
+    let Ok(Response::Alarm(listed)) = apply(&mut machine, list) else { panic!("a list") };
+    assert_eq!(listed.alarms.len(), 1, "alarm requests still work");
+}
+
+/// The running size the quota uses equals a recount after every kind of write, a compaction
+/// and a restore.
+#[test]
+fn the_quota_size_stays_exact() {
+    use crate::api::{CompactionRequest, DeleteRangeRequest, RequestOp, TxnRequest};
+    let mut machine = StateMachine::new(Vec::new(), MachineSettings::default());
+    let now = Instant::ZERO;
+    let put = |key: &str, value: &str, lease| PutRequest {
+        key: key.into(),
+        value: value.into(),
+        lease,
+        ..PutRequest::default()
+    };
+    let requests = vec![
+        Request::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 3 }),
+        Request::Put(put("a", "1", 0)),
+        Request::Put(put("b", "22", 3)),
+        Request::Put(put("c", "333", 3)),
+        Request::Txn(TxnRequest {
+            compare: Vec::new(),
+            success: vec![
+                RequestOp::Put(put("d", "4444", 0)),
+                RequestOp::DeleteRange(DeleteRangeRequest {
+                    key: b"a".to_vec(),
+                    ..Default::default()
+                }),
+            ],
+            failure: Vec::new(),
+        }),
+        Request::LeaseRevoke(LeaseRevokeRequest { id: 3 }),
+        Request::Compact(CompactionRequest { revision: 4, physical: true }),
+        Request::Put(put("d", "55555", 0)),
+    ];
+    let recount = |machine: &StateMachine| {
+        machine.kv().size_bytes() + machine.lessor().len() as u64 * alarm::LEASE_OVERHEAD
+    };
+    for (sequence, request) in requests.into_iter().enumerate() {
+        let index = sequence as u64 + 1;
+        let (_, result) = machine.apply(index, 1, &entry(index, request), now).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(machine.size_bytes(), recount(&machine), "after entry {index}");
+    }
+    let restored = StateMachine::restore(&machine.snapshot(), MachineSettings::default()).unwrap();
+    assert_eq!(restored.size_bytes(), machine.size_bytes());
+    assert!(machine.size_bytes() > 0);
+}

@@ -156,10 +156,15 @@ impl AuthStore {
                 self.enabled = false;
                 effect.revoke_all_tokens = true;
             }
-            R::Authenticate { name, token, .. } => {
+            R::Authenticate { name, token, checked_revision, .. } => {
                 bump = false;
                 if !self.enabled {
                     return Err(AuthError::AuthNotEnabled);
+                }
+                // The password was checked against an older state: it may have changed, or the
+                // user been deleted and added again, since. etcd checks again; the client does.
+                if *checked_revision != self.revision {
+                    return Err(AuthError::OldRevision);
                 }
                 let user = self.users.get(name).ok_or(AuthError::AuthFailed)?;
                 if user.no_password {
@@ -258,10 +263,10 @@ impl AuthStore {
                 }
             }
             R::RoleGrantPermission { name, perm } => {
-                let perms = self.roles.get_mut(name).ok_or(AuthError::RoleNotFound)?;
                 if !valid_permission(perm) {
                     return Err(AuthError::InvalidAuthMgmt);
                 }
+                let perms = self.roles.get_mut(name).ok_or(AuthError::RoleNotFound)?;
                 match perms.iter_mut().find(|p| p.key == perm.key && p.range_end == perm.range_end)
                 {
                     Some(existing) => existing.perm_type = perm.perm_type,

@@ -119,6 +119,40 @@ mod tests {
     }
 
     proptest! {
+        /// Every range inside one granted permission is covered, whatever else is granted
+        /// (the model check below can only refute coverage, so this pins the other side).
+        #[test]
+        fn ranges_inside_a_permission_are_covered(
+            perms in proptest::collection::vec(("[ab]{1,3}", "[ab]{1,3}"), 1..5),
+            picks in proptest::collection::vec(("[ab]{0,3}", "[ab]{0,3}"), 1..8),
+        ) {
+            let perms: Vec<Permission> = perms
+                .into_iter()
+                .map(|(k, e)| {
+                    let (key, end) = if k < e { (k, e) } else { (e, format!("{k}b")) };
+                    perm(PermissionType::Read, &key, &end)
+                })
+                .collect();
+            let set = KeySet::from_permissions(&perms, PermissionType::Read);
+            for (granted, (x, y)) in perms.iter().cycle().zip(picks) {
+                let (start, end) = (&granted.key, &granted.range_end);
+                let lo = format!("{}{x}", String::from_utf8_lossy(start));
+                let hi = format!("{}{y}", String::from_utf8_lossy(start));
+                let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+                if lo.as_bytes() >= end.as_slice() || hi.as_bytes() > end.as_slice() {
+                    continue;
+                }
+                prop_assert!(set.covers(lo.as_bytes(), b""), "{lo} in {granted:?}");
+                if lo < hi {
+                    prop_assert!(set.covers(lo.as_bytes(), hi.as_bytes()), "[{lo}, {hi}) in {granted:?}");
+                }
+                prop_assert!(set.covers(start, end), "{granted:?} itself");
+            }
+            let open = [perm(PermissionType::Read, "b", "\0")];
+            let set = KeySet::from_permissions(&open, PermissionType::Read);
+            prop_assert!(set.covers(b"bzz", b"\0") && set.covers(b"b", b"c"));
+        }
+
         /// Against a naive model over a small alphabet: a range is covered exactly when every
         /// key in it (up to length 3) is in some permission.
         #[test]

@@ -92,12 +92,13 @@ fn the_whole_story() {
 #[test]
 fn authenticate_issues_index_tokens_only_while_enabled() {
     let mut store = AuthStore::default();
-    let authenticate = |name: &str| AuthRequest::Authenticate {
+    let authenticate = |name: &str, checked_revision| AuthRequest::Authenticate {
         name: name.into(),
         password: String::new(),
         token: "abcdefghijklmnop".into(),
+        checked_revision,
     };
-    assert_eq!(apply(&mut store, authenticate("root"), None), Err(E::AuthNotEnabled));
+    assert_eq!(apply(&mut store, authenticate("root", 1), None), Err(E::AuthNotEnabled));
     apply(&mut store, user_add("root", "pw"), None).unwrap();
     apply(
         &mut store,
@@ -113,11 +114,19 @@ fn authenticate_issues_index_tokens_only_while_enabled() {
     };
     apply(&mut store, no_password, None).unwrap();
     apply(&mut store, AuthRequest::Enable, None).unwrap();
-    let (response, effect) = store.apply(&authenticate("root"), None, 42).unwrap();
+    let now = store.revision();
+    let (response, effect) = store.apply(&authenticate("root", now), None, 42).unwrap();
     assert_eq!(response.token, "abcdefghijklmnop.42");
     assert_eq!(effect.token, Some(("abcdefghijklmnop.42".into(), "root".into())));
-    assert_eq!(apply(&mut store, authenticate("ghost"), None), Err(E::AuthFailed));
-    assert_eq!(apply(&mut store, authenticate("svc"), None), Err(E::AuthFailed));
+    assert_eq!(apply(&mut store, authenticate("ghost", now), None), Err(E::AuthFailed));
+    assert_eq!(apply(&mut store, authenticate("svc", now), None), Err(E::AuthFailed));
+    // Found in review: a password checked before a change of the auth state (a new password,
+    // the user deleted and added again) must not get a token.
+    assert_eq!(
+        apply(&mut store, authenticate("root", now - 1), None),
+        Err(E::OldRevision),
+        "checked at an older revision"
+    );
     assert_eq!(store.check_password("svc", "x"), Err(E::NoPasswordUser));
 }
 

@@ -81,8 +81,16 @@ impl Node {
         Ok(self.machine.auth().is_admin(caller)?)
     }
 
-    /// Replaces passwords with their bcrypt hashes before an Auth request is proposed.
-    pub(super) fn hash_passwords(&mut self, request: AuthRequest) -> AuthRequest {
+    /// Replaces passwords with their bcrypt hashes before an Auth request is proposed. bcrypt
+    /// is slow by design, so the caller must be an admin first (checked again at apply).
+    pub(super) fn hash_passwords(
+        &mut self,
+        request: AuthRequest,
+        caller: Option<&AuthInfo>,
+    ) -> Result<AuthRequest, Error> {
+        if matches!(request, AuthRequest::UserAdd { .. } | AuthRequest::UserChangePassword { .. }) {
+            self.require_admin(caller)?;
+        }
         let cost = self.config.bcrypt_cost;
         match request {
             AuthRequest::UserAdd { name, password, no_password, .. } => {
@@ -91,13 +99,19 @@ impl Node {
                 } else {
                     hash_password(&password, cost, self.rng.gen())
                 };
-                AuthRequest::UserAdd { name, password: String::new(), hashed_password, no_password }
+                Ok(AuthRequest::UserAdd {
+                    name,
+                    password: String::new(),
+                    hashed_password,
+                    no_password,
+                })
             }
             AuthRequest::UserChangePassword { name, password, .. } => {
                 let hashed_password = hash_password(&password, cost, self.rng.gen());
-                AuthRequest::UserChangePassword { name, password: String::new(), hashed_password }
+                let password = String::new();
+                Ok(AuthRequest::UserChangePassword { name, password, hashed_password })
             }
-            other => other,
+            other => Ok(other),
         }
     }
 
@@ -111,8 +125,12 @@ impl Node {
             return self.respond(client, Err(error.into()));
         }
         let token = TokenTable::new_prefix(&mut self.rng);
-        let authenticate =
-            AuthRequest::Authenticate { name: name.clone(), password: String::new(), token };
+        let authenticate = AuthRequest::Authenticate {
+            name: name.clone(),
+            password: String::new(),
+            token,
+            checked_revision: self.machine.auth().revision(),
+        };
         self.propose_write(Some(client), Request::Auth(authenticate), None);
     }
 }

@@ -192,7 +192,10 @@ impl Node {
                 grant.id = self.choose_lease_id();
                 Request::LeaseGrant(grant)
             }
-            Request::Auth(auth) => Request::Auth(self.hash_passwords(auth)),
+            Request::Auth(auth) => match self.hash_passwords(auth, caller.as_ref()) {
+                Ok(auth) => Request::Auth(auth),
+                Err(error) => return self.respond(client, Err(error)),
+            },
             other => other,
         };
         let is_read = match &request {
@@ -203,7 +206,10 @@ impl Node {
             _ => false,
         };
         let deadline = self.now + self.config.request_timeout();
-        if is_read && is_serializable(&request) {
+        let planted_stale_read = self.planted(super::PlantedBug::LeaderLocalReads)
+            && self.is_leader()
+            && matches!(request, Request::Range(_));
+        if is_read && (is_serializable(&request) || planted_stale_read) {
             let result = self.serve_read(&request, caller.as_ref());
             return self.respond(client, result);
         }

@@ -91,7 +91,23 @@ pub struct NodeConfig {
     pub initial_corrupt_check: bool,
     /// The seed of every random choice this node makes.
     pub seed: u64,
+    /// Test-only: a deliberate bug to switch on. It does anything only when the crate is built
+    /// with the `planted-bugs` feature (tests of the simulator and shrinker); no flag of the
+    /// `stead` binary sets it.
+    pub planted_bug: Option<PlantedBug>,
 }
+
+/// A deliberate bug (see [`NodeConfig::planted_bug`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// The leader serves linearizable reads from its own state without confirming it still
+    /// leads (no ReadIndex round): a leader cut off from the others answers stale reads until
+    /// it notices.
+    LeaderLocalReads,
+}
+
+/// Whether this build can run planted bugs at all (the `planted-bugs` feature).
+pub const PLANTED_BUGS_COMPILED: bool = cfg!(feature = "planted-bugs");
 
 impl NodeConfig {
     /// A member of a cluster of `voters` (test and simulation ids; each gets a loopback peer
@@ -134,6 +150,7 @@ impl NodeConfig {
             corrupt_check_interval: None,
             initial_corrupt_check: false,
             seed,
+            planted_bug: None,
         }
     }
 
@@ -357,6 +374,13 @@ impl Node {
         let (log, machine) = match &recovered.snapshot {
             Some(snapshot) => {
                 let machine = StateMachine::restore(&snapshot.data, config.machine_settings())?;
+                let index = snapshot.get_metadata().index;
+                if machine.applied() != index {
+                    return Err(format!(
+                        "the snapshot at index {index} holds a state applied to {}",
+                        machine.applied()
+                    ));
+                }
                 let log = MemStorage::new();
                 log.wl().apply_snapshot(snapshot.clone()).map_err(|e| e.to_string())?;
                 (log, machine)
@@ -627,6 +651,11 @@ impl Node {
         if let Some(client) = client {
             self.respond(client, result);
         }
+    }
+
+    /// Whether the planted bug `bug` is on (only in builds with the `planted-bugs` feature).
+    fn planted(&self, bug: PlantedBug) -> bool {
+        PLANTED_BUGS_COMPILED && self.config.planted_bug == Some(bug)
     }
 
     /// Fills in the header of a response with this member's identity and term.

@@ -105,12 +105,9 @@ impl Node {
         let restored = StateMachine::restore(&snapshot.data, settings).unwrap_or_else(|error| {
             panic!("raft: the snapshot at index {index} is not a valid state: {error}")
         });
-        // Tokens are this member's, not replicated: they survive, unless auth is now off.
-        let tokens = std::mem::take(self.machine.tokens_mut());
+        // Tokens are this member's, not replicated, and the entries skipped may have revoked
+        // some (a new password, a deleted user): all go, and clients authenticate again.
         self.machine = restored;
-        if self.machine.auth().is_enabled() {
-            *self.machine.tokens_mut() = tokens;
-        }
         self.hub.restored(self.machine.kv());
         let storage = self.raw.mut_store();
         storage
