@@ -15,9 +15,24 @@ pub mod history;
 pub mod host;
 pub mod rng;
 pub mod scenario;
+pub mod shrink;
 pub mod world;
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
+
+/// One fault a run applied: its label (`kind#occurrence`, what a shrunk scenario's
+/// `keep_faults` names), when, and what it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultRecord {
+    /// `kind#n`: the n-th occurrence of this kind of fault in the run (counting from 0).
+    pub label: String,
+    /// Simulated milliseconds since the start.
+    pub at_ms: u64,
+    /// What it did, for people.
+    pub what: String,
+}
 
 /// The result of one seed.
 pub struct SeedResult {
@@ -29,6 +44,8 @@ pub struct SeedResult {
     pub ops: (usize, usize, usize),
     /// Simulated time covered, in seconds.
     pub simulated_seconds: f64,
+    /// Every fault the run applied (also when it crashed).
+    pub faults: Vec<FaultRecord>,
 }
 
 /// Runs `scenario` with `seed`, writing the event trace to `trace` if given. A panic anywhere in
@@ -39,14 +56,20 @@ pub fn run_seed(
     seed: u64,
     trace: Option<Box<dyn Write>>,
 ) -> SeedResult {
-    let run =
-        std::panic::AssertUnwindSafe(|| world::World::new(scenario.clone(), seed, trace).run());
-    match std::panic::catch_unwind(run) {
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    let sink = faults.clone();
+    let run = std::panic::AssertUnwindSafe(|| {
+        world::World::new(scenario.clone(), seed, trace).with_fault_log(sink).run()
+    });
+    let result = std::panic::catch_unwind(run);
+    let faults = faults.borrow().clone();
+    match result {
         Ok(outcomes) => SeedResult {
             trace_hash: outcomes.trace_hash,
             violations: outcomes.violations,
             ops: outcomes.history.tally(),
             simulated_seconds: outcomes.simulated.as_nanos() as f64 / 1e9,
+            faults,
         },
         Err(payload) => {
             let message = payload
@@ -59,6 +82,7 @@ pub fn run_seed(
                 violations: vec![check::Violation::new("crash", message)],
                 ops: (0, 0, 0),
                 simulated_seconds: 0.0,
+                faults,
             }
         }
     }

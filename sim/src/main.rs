@@ -9,6 +9,9 @@
 //!   writing its event trace as JSON lines, and prints `trace-hash: <hex>` and the verdict.
 //! - `stead-sim list [DIR]`: the scenario catalog (default `scenarios/`), one line each: the
 //!   file and its description.
+//! - `stead-sim shrink <scenario-file> --seed N [--max-runs R] [--out FILE]`: reduces a failing
+//!   seed's faults and workload to a smaller run that fails the same check, and prints it (or
+//!   writes it to FILE) as a scenario file that replays with the same seed.
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -51,6 +54,20 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Reduce a failing seed to a smaller scenario that fails the same check.
+    Shrink {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Give up after this many runs (keeping the smallest failure found).
+        #[arg(long, default_value_t = 400)]
+        max_runs: usize,
+        /// Write the shrunk scenario here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List the scenarios of a directory with their descriptions.
     List {
         /// The directory.
@@ -72,14 +89,22 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A panicking seed is reported as a failed seed; keep the default report short.
-    std::panic::set_hook(Box::new(|info| eprintln!("stead-sim: panic: {info}")));
+    // A panicking seed is reported as a failed seed; keep the default report short, unless
+    // RUST_BACKTRACE asks for where it happened.
+    let backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("stead-sim: panic: {info}");
+        if backtrace {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
     let result = match cli.command {
         Command::Run { scenario, seeds, check_determinism, jobs } => {
             run(&scenario, &seeds, check_determinism, jobs)
         }
         Command::Replay { scenario, seed, trace } => replay(&scenario, seed, trace),
         Command::List { dir } => list(&dir),
+        Command::Shrink { scenario, seed, max_runs, out } => shrink(&scenario, seed, max_runs, out),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -180,6 +205,33 @@ fn report_failure(path: &Path, seed: u64, result: &SeedResult) {
         first.detail,
         path.display()
     );
+}
+
+fn shrink(path: &Path, seed: u64, max_runs: usize, out: Option<PathBuf>) -> Result<bool, String> {
+    let scenario = Scenario::from_file(path)?;
+    let started = Instant::now();
+    let mut progress = |step: &str| eprintln!("shrink: {step}");
+    let shrunk = stead_sim::shrink::shrink(&scenario, seed, max_runs, &mut progress)?;
+    let text = stead_sim::shrink::to_scenario_file(&shrunk, &path.display().to_string(), seed)?;
+    eprintln!(
+        "shrink: {} of {} faults kept, {} runs in {:.1} s",
+        shrunk.faults_after.len(),
+        shrunk.faults_before,
+        shrunk.runs,
+        started.elapsed().as_secs_f64()
+    );
+    match out {
+        Some(file) => {
+            std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;
+            eprintln!(
+                "shrink: wrote {}; replay: stead-sim replay {} --seed {seed}",
+                file.display(),
+                file.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(true)
 }
 
 fn replay(path: &Path, seed: u64, trace: Option<PathBuf>) -> Result<bool, String> {

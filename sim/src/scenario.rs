@@ -5,11 +5,11 @@
 //! liveness phase (`liveness_ms`: faults off, partitions healed, crashed members restarted), in
 //! which the cluster must serve a write.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A named chaos scenario.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Scenario {
     /// One line saying what the scenario exercises.
@@ -66,10 +66,58 @@ pub struct Scenario {
     pub snapshot_count: u64,
     /// WAL segment size.
     pub wal_segment_bytes: u64,
+    /// `--heartbeat-interval` in milliseconds.
+    pub heartbeat_ms: u64,
+    /// `--election-timeout` in milliseconds (a whole number of heartbeats).
+    pub election_timeout_ms: u64,
+    /// `--experimental-corrupt-check-time` in milliseconds (0: off); members that restart
+    /// from their disk also run the initial check.
+    pub corrupt_check_ms: u64,
+    /// The space quota and the operator who frees space and disarms NOSPACE.
+    pub quota: Quota,
+    /// Extra expectations the run must meet besides the usual checks.
+    pub checks: Checks,
+    /// Apply only these faults (`kind#n`: the n-th occurrence of that kind); the others are
+    /// still drawn but skipped. Written by `stead-sim shrink`; absent: apply every fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_faults: Option<Vec<String>>,
+    /// Test-only: a deliberate bug the members run with (`leader-local-reads`), to prove the
+    /// checkers and the shrinker; needs a build with stead-core's `planted-bugs` feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planted_bug: Option<String>,
+}
+
+/// The space quota (`[quota]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quota {
+    /// `--quota-backend-bytes` (0: etcd's 2 GiB).
+    pub bytes: i64,
+    /// How often an operator compacts, lists the alarms and disarms them (0: never), through
+    /// both phases, as someone on call would.
+    pub operator_every_ms: u64,
+    /// The operator compacts at the newest recorded revision minus this many.
+    pub keep_revisions: i64,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota { bytes: 0, operator_every_ms: 0, keep_revisions: 20 }
+    }
+}
+
+/// Expectations a scenario adds (`[checks]`): a run that never reaches the situation it
+/// exists for proves nothing, so it fails.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Checks {
+    /// Some write must be refused with `database space exceeded`, and the operator must
+    /// disarm a NOSPACE alarm.
+    pub expect_nospace: bool,
 }
 
 /// Message delay, loss and duplication.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
     /// Fastest delivery.
@@ -83,7 +131,7 @@ pub struct Network {
 }
 
 /// Network partitions during the safety phase.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Partitions {
     /// Mean time between partitions (0: none).
@@ -100,7 +148,7 @@ pub struct Partitions {
 }
 
 /// Whom a fault hits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// A member (or minority) chosen at random.
@@ -113,7 +161,7 @@ pub enum Target {
 }
 
 /// Power losses during the safety phase.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Crashes {
     /// Mean time between power losses (0: none).
@@ -125,7 +173,7 @@ pub struct Crashes {
 }
 
 /// Per-member clocks.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Clocks {
     /// Largest offset between a member's clock and simulated time.
@@ -139,7 +187,7 @@ pub struct Clocks {
 }
 
 /// Disk latency and failures.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Disk {
     /// Fastest fsync.
@@ -155,7 +203,7 @@ pub struct Disk {
 }
 
 /// Process pauses (a stop-the-world pause, a VM freeze).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Pauses {
     /// Mean time between pauses of a random member (0: none).
@@ -167,7 +215,7 @@ pub struct Pauses {
 /// Membership changes: each one advances the cycle add a learner → promote it → remove a
 /// random voter (the leader included), so the cluster keeps between `nodes` and `nodes + 1`
 /// voters.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Membership {
     /// Mean time between changes (0: none).
@@ -175,7 +223,7 @@ pub struct Membership {
 }
 
 /// Leadership transfers.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Leadership {
     /// Mean time between transfers to a random other voter (0: none).
@@ -183,7 +231,7 @@ pub struct Leadership {
 }
 
 /// Compactions (`[compaction]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Compaction {
     /// How often a member is asked to compact (0: never).
@@ -199,7 +247,7 @@ impl Default for Compaction {
 }
 
 /// Watch sessions (`[watch]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Watch {
     /// How many watchers follow the whole key space (0: none).
@@ -221,7 +269,7 @@ impl Default for Watch {
 }
 
 /// Lease clients (`[leases]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Leases {
     /// How many lease clients run (0: none).
@@ -269,6 +317,13 @@ impl Default for Scenario {
             leases: Leases::default(),
             snapshot_count: 500,
             wal_segment_bytes: 64 * 1024,
+            heartbeat_ms: 100,
+            election_timeout_ms: 1000,
+            corrupt_check_ms: 0,
+            quota: Quota::default(),
+            checks: Checks::default(),
+            keep_faults: None,
+            planted_bug: None,
         }
     }
 }
@@ -335,7 +390,8 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks the scenario's values against each other.
+    pub fn check(&self) -> Result<(), String> {
         let fractions = [
             self.read_fraction,
             self.serializable_fraction,
@@ -353,6 +409,22 @@ impl Scenario {
         }
         if self.leases.clients > 0 && self.leases.ttl_s < 1 {
             return Err("leases need ttl_s >= 1".into());
+        }
+        if let Some(bug) = &self.planted_bug {
+            if bug != "leader-local-reads" {
+                return Err(format!("unknown planted bug {bug:?}"));
+            }
+            if !stead_core::node::PLANTED_BUGS_COMPILED {
+                return Err("planted bugs need stead-core's `planted-bugs` feature".into());
+            }
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms < 2 * self.heartbeat_ms {
+            return Err("need heartbeat_ms > 0 and election_timeout_ms >= 2 heartbeats".into());
+        }
+        if self.checks.expect_nospace
+            && (self.quota.bytes <= 0 || self.quota.operator_every_ms == 0)
+        {
+            return Err("expect_nospace needs [quota] bytes and operator_every_ms".into());
         }
         if self.disk.latency_ms_min > self.disk.latency_ms_max {
             return Err("need latency_ms_min <= latency_ms_max".into());

@@ -16,6 +16,10 @@ pub(super) enum Admin {
     Add,
     Promote(u64),
     Remove(u64),
+    /// The operator's alarm listing.
+    AlarmList,
+    /// The operator's disarm of one alarm.
+    Disarm,
 }
 
 impl World {
@@ -82,7 +86,6 @@ impl World {
             let (admin, request) = match self.learner {
                 // A learner whose add was never answered was never started: remove it.
                 Some(id) if !self.hosts.contains_key(&id) => {
-                    self.removal_requested.insert(id);
                     (Admin::Remove(id), ClusterRequest::MemberRemove { id })
                 }
                 Some(id) => (Admin::Promote(id), ClusterRequest::MemberPromote { id }),
@@ -93,10 +96,16 @@ impl World {
                 }
                 None => {
                     let id = voters[self.faults.gen_range(0..voters.len())];
-                    self.removal_requested.insert(id);
                     (Admin::Remove(id), ClusterRequest::MemberRemove { id })
                 }
             };
+            let Some(label) = self.fault_fires("churn") else {
+                return self.schedule_fault(self.scenario.membership.churn_every_ms, Event::Churn);
+            };
+            self.log_fault(label, format!("{request:?} through leader {leader}"));
+            if let Admin::Remove(id) = admin {
+                self.removal_requested.insert(id);
+            }
             let request_id = self.admin_request_id();
             self.admin.insert(request_id, admin);
             self.input(
@@ -109,6 +118,9 @@ impl World {
 
     /// Acts on the answer to a membership request; a refused one is simply tried again later.
     pub(super) fn admin_answered(&mut self, admin: Admin, result: Result<Response, Error>) {
+        if matches!(admin, Admin::AlarmList | Admin::Disarm) {
+            return self.operator_answered(admin, result);
+        }
         let Ok(Response::Cluster(answer)) = result else { return };
         match admin {
             Admin::Add => {
@@ -117,6 +129,7 @@ impl World {
             }
             Admin::Promote(id) if self.learner == Some(id) => self.learner = None,
             Admin::Promote(_) => {}
+            Admin::AlarmList | Admin::Disarm => unreachable!("answered above"),
             Admin::Remove(id) => {
                 self.members.remove(&id);
                 self.hosts.remove(&id);

@@ -132,6 +132,9 @@ impl World {
         if self.in_flight.remove(&op).is_none() {
             return; // The client gave up on it already.
         }
+        if result == Err(Error::Server(ServerError::NoSpace)) {
+            self.nospace_refusals += 1;
+        }
         let outcome = match (&self.history.ops[op].kind, result) {
             (_, Ok(Response::Put(put))) => Outcome::Put { revision: put.header.revision },
             (_, Ok(Response::DeleteRange(d))) => {
@@ -195,10 +198,13 @@ impl World {
             return self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
         }
         if let Some(member) = self.workload_member() {
-            self.compacted = revision;
-            let id = self.admin_request_id();
-            let request = Request::Compact(CompactionRequest { revision, physical: true });
-            self.input(member, Input::Client { id, token: None, request });
+            if let Some(label) = self.fault_fires("compact") {
+                self.compacted = revision;
+                let id = self.admin_request_id();
+                let request = Request::Compact(CompactionRequest { revision, physical: true });
+                self.input(member, Input::Client { id, token: None, request });
+                self.log_fault(label, format!("member {member} compacts at revision {revision}"));
+            }
         }
         self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
     }

@@ -11,6 +11,24 @@ use stead_core::node::Input;
 use stead_core::time::Duration;
 
 impl World {
+    /// Counts an occurrence of fault `kind` and says whether to apply it: always, unless the
+    /// scenario keeps only some faults (a shrunk scenario), then only those it names. The
+    /// random choices of an occurrence are drawn either way, so the faults that remain keep
+    /// their times and targets as far as the run allows.
+    pub(super) fn fault_fires(&mut self, kind: &'static str) -> Option<String> {
+        let count = self.fault_counts.entry(kind).or_default();
+        let label = format!("{kind}#{count}");
+        *count += 1;
+        let kept = self.scenario.keep_faults.as_ref().is_none_or(|keep| keep.contains(&label));
+        kept.then_some(label)
+    }
+
+    /// Records an applied fault for the shrinker and the trace.
+    pub(super) fn log_fault(&mut self, label: String, what: String) {
+        let record = crate::FaultRecord { label, at_ms: self.now.as_nanos() / 1_000_000, what };
+        self.fault_log.borrow_mut().push(record);
+    }
+
     /// Schedules the next occurrence of a fault that recurs every `every_ms` on average.
     pub(super) fn schedule_fault(&mut self, every_ms: u64, event: Event) {
         if every_ms > 0 {
@@ -46,8 +64,11 @@ impl World {
             } else {
                 stead_store::FaultKind::Sync
             };
-            self.disks[&id].inject(kind);
-            self.disk_trouble.insert(id);
+            if let Some(label) = self.fault_fires("disk-error") {
+                self.disks[&id].inject(kind);
+                self.disk_trouble.insert(id);
+                self.log_fault(label, format!("member {id}'s next disk {kind:?} fails (EIO)"));
+            }
         }
         self.schedule_fault(self.scenario.disk.eio_every_ms, Event::DiskFault);
     }
@@ -57,9 +78,12 @@ impl World {
             return;
         }
         if let Some(id) = self.running_member() {
-            let disk = &self.disks[&id];
-            disk.set_capacity(Some(disk.used_bytes() + 1024));
-            self.disk_trouble.insert(id);
+            if let Some(label) = self.fault_fires("disk-full") {
+                let disk = &self.disks[&id];
+                disk.set_capacity(Some(disk.used_bytes() + 1024));
+                self.disk_trouble.insert(id);
+                self.log_fault(label, format!("member {id}'s disk fills up (ENOSPC)"));
+            }
         }
         self.schedule_fault(self.scenario.disk.enospc_every_ms, Event::DiskFull);
     }
@@ -69,8 +93,11 @@ impl World {
             return;
         }
         if let Some(id) = self.running_member() {
-            let until = self.now + Duration::from_millis(self.scenario.pauses.duration_ms);
-            self.paused_until.insert(id, until);
+            if let Some(label) = self.fault_fires("pause") {
+                let duration = self.scenario.pauses.duration_ms;
+                self.paused_until.insert(id, self.now + Duration::from_millis(duration));
+                self.log_fault(label, format!("member {id} pauses for {duration} ms"));
+            }
         }
         self.schedule_fault(self.scenario.pauses.every_ms, Event::Pause);
     }
@@ -82,11 +109,15 @@ impl World {
         let Some(id) = self.any_member() else { return };
         let max = self.scenario.clocks.max_jump_ms as i64 * 1_000_000;
         let jump = self.faults.gen_range(-max..=max);
-        if jump > 0 {
-            self.clock_jumps.push((self.now, Duration::from_nanos(jump as u64)));
+        if let Some(label) = self.fault_fires("clock-jump") {
+            if jump > 0 {
+                self.clock_jumps.push((self.now, Duration::from_nanos(jump as u64)));
+            }
+            let clock = self.clocks.get_mut(&id).expect("every member has a clock");
+            clock.offset_ns = (clock.offset_ns as i64 + jump).max(0) as u64;
+            let what = format!("member {id}'s clock jumps {} ms", jump / 1_000_000);
+            self.log_fault(label, what);
         }
-        let clock = self.clocks.get_mut(&id).expect("every member has a clock");
-        clock.offset_ns = (clock.offset_ns as i64 + jump).max(0) as u64;
         self.schedule_fault(self.scenario.clocks.jump_every_ms, Event::ClockJump);
     }
 
@@ -100,9 +131,13 @@ impl World {
         if let Some(leader) = self.leader().filter(|_| voters.len() > 1) {
             let others: Vec<u64> = voters.into_iter().filter(|id| *id != leader).collect();
             let target = others[self.faults.gen_range(0..others.len())];
-            let id = self.admin_request_id();
-            let request = Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
-            self.input(leader, Input::Client { id, token: None, request });
+            if let Some(label) = self.fault_fires("transfer") {
+                let id = self.admin_request_id();
+                let request =
+                    Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
+                self.input(leader, Input::Client { id, token: None, request });
+                self.log_fault(label, format!("leader {leader} is asked to hand over to {target}"));
+            }
         }
         self.schedule_fault(self.scenario.leadership.transfer_every_ms, Event::Transfer);
     }
@@ -118,8 +153,11 @@ impl World {
             Target::Leader => vec![self.leader().unwrap_or(chosen)],
             Target::All => self.members.iter().copied().collect(),
         };
-        for id in victims {
-            self.power_loss(id);
+        if let Some(label) = self.fault_fires("crash") {
+            self.log_fault(label, format!("power loss of {victims:?}"));
+            for id in victims {
+                self.power_loss(id);
+            }
         }
         let next = self
             .faults
@@ -155,10 +193,15 @@ impl World {
             return;
         }
         let nodes: Vec<u64> = self.members.iter().copied().collect();
-        if self.scenario.partitions.partial {
-            self.partial_partition(&nodes);
+        let links = if self.scenario.partitions.partial {
+            self.partial_partition(&nodes)
         } else {
-            self.split(&nodes);
+            self.split(&nodes)
+        };
+        if let Some(label) = self.fault_fires("partition") {
+            let duration = self.scenario.partitions.duration_ms;
+            self.log_fault(label, format!("links {links:?} cut for {duration} ms"));
+            self.cut.extend(links);
         }
         self.at(Duration::from_millis(self.scenario.partitions.duration_ms), Event::Heal);
         let every = self.scenario.partitions.every_ms;
@@ -167,22 +210,25 @@ impl World {
         self.at(Duration::from_millis(next), Event::Partition);
     }
 
-    /// Cuts each link with even odds (each direction alone when partitions are one-way).
-    fn partial_partition(&mut self, nodes: &[u64]) {
+    /// Chooses each link with even odds (each direction alone when partitions are one-way).
+    fn partial_partition(&mut self, nodes: &[u64]) -> BTreeSet<(u64, u64)> {
+        let mut links = BTreeSet::new();
         for (position, &a) in nodes.iter().enumerate() {
             for &b in &nodes[position + 1..] {
                 if self.faults.gen_bool(0.5) {
-                    self.cut.insert((a, b));
+                    links.insert((a, b));
                     if !self.scenario.partitions.one_way {
-                        self.cut.insert((b, a));
+                        links.insert((b, a));
                     }
                 }
             }
         }
+        links
     }
 
-    /// Isolates a random minority (or the leader) from the rest.
-    fn split(&mut self, nodes: &[u64]) {
+    /// The links that isolate a random minority (or the leader) from the rest.
+    fn split(&mut self, nodes: &[u64]) -> BTreeSet<(u64, u64)> {
+        let mut links = BTreeSet::new();
         let mut isolated = BTreeSet::new();
         let leader = self.leader().filter(|_| self.scenario.partitions.target == Target::Leader);
         if let Some(leader) = leader {
@@ -195,11 +241,12 @@ impl World {
         }
         for &inside in &isolated {
             for &outside in nodes.iter().filter(|n| !isolated.contains(n)) {
-                self.cut.insert((outside, inside));
+                links.insert((outside, inside));
                 if !self.scenario.partitions.one_way {
-                    self.cut.insert((inside, outside));
+                    links.insert((inside, outside));
                 }
             }
         }
+        links
     }
 }

@@ -12,6 +12,7 @@ mod churn;
 mod clients;
 mod faults;
 mod leases;
+mod operator;
 mod watchers;
 
 use crate::check::Violation;
@@ -21,8 +22,10 @@ use crate::rng::{stream, Stream};
 use crate::scenario::Scenario;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::rc::Rc;
 use stead_core::node::{Input, NodeConfig, Output};
 use stead_core::time::{Duration, Instant};
 use stead_store::disk::MemDisk;
@@ -62,6 +65,8 @@ enum Event {
     Resume(u64, u64),
     /// Some member's clock jumps.
     ClockJump,
+    /// The operator compacts, lists the alarms and disarms them.
+    Operator,
     /// The leader is asked to hand leadership to another member.
     Transfer,
     /// The membership changes by one step: add a learner, promote it, or remove a voter.
@@ -101,6 +106,9 @@ impl Clock {
         Instant::from_nanos(self.offset_ns + stretched.max(0) as u64)
     }
 }
+
+/// How long past its end a run may go on for the members to finish applying what is in flight.
+const CONVERGENCE_GRACE: Duration = Duration::from_millis(3000);
 
 /// What one run produced.
 pub struct Outcomes {
@@ -198,6 +206,14 @@ pub struct World {
     kv_hashes: BTreeMap<u64, (u64, Option<u32>)>,
     /// Ticks so far.
     ticks: u64,
+    /// Writes refused with `database space exceeded`.
+    nospace_refusals: u64,
+    /// Alarms the operator disarmed.
+    disarmed: Vec<stead_core::api::AlarmMember>,
+    /// Occurrences of each fault kind so far (applied or not).
+    fault_counts: BTreeMap<&'static str, u32>,
+    /// Every fault applied, in order (shared, so it survives a panicking run).
+    fault_log: Rc<RefCell<Vec<crate::FaultRecord>>>,
 }
 
 impl World {
@@ -262,6 +278,10 @@ impl World {
             compacted: 0,
             kv_hashes: BTreeMap::new(),
             ticks: 0,
+            nospace_refusals: 0,
+            disarmed: Vec::new(),
+            fault_counts: BTreeMap::new(),
+            fault_log: Rc::new(RefCell::new(Vec::new())),
             scenario,
         };
         for id in 1..=world.scenario.nodes {
@@ -281,6 +301,12 @@ impl World {
         world
     }
 
+    /// Records every applied fault into `log` as well.
+    pub fn with_fault_log(mut self, log: Rc<RefCell<Vec<crate::FaultRecord>>>) -> World {
+        self.fault_log = log;
+        self
+    }
+
     fn config(&mut self, id: u64) -> NodeConfig {
         let members: Vec<u64> = (1..=self.scenario.nodes).collect();
         let mut config = NodeConfig::new(id, members, self.node_seeds.gen());
@@ -288,6 +314,18 @@ impl World {
         config.snapshot_catch_up_entries = self.scenario.snapshot_count / 2;
         config.join_existing = self.joined.contains(&id);
         config.watch_stream_capacity = self.scenario.watch.stream_capacity.max(1);
+        config.heartbeat_interval = Duration::from_millis(self.scenario.heartbeat_ms);
+        config.election_timeout = Duration::from_millis(self.scenario.election_timeout_ms);
+        config.quota_backend_bytes = self.scenario.quota.bytes;
+        config.bcrypt_cost = 4;
+        if self.scenario.planted_bug.is_some() {
+            config.planted_bug = Some(stead_core::node::PlantedBug::LeaderLocalReads);
+        }
+        if self.scenario.corrupt_check_ms > 0 {
+            config.corrupt_check_interval =
+                Some(Duration::from_millis(self.scenario.corrupt_check_ms));
+            config.initial_corrupt_check = true;
+        }
         config
     }
 
@@ -332,6 +370,7 @@ impl World {
             (scenario.leadership.transfer_every_ms, Event::Transfer),
             (scenario.membership.churn_every_ms, Event::Churn),
             (scenario.compaction.every_ms, Event::Compact),
+            (scenario.quota.operator_every_ms, Event::Operator),
         ];
         for (every_ms, event) in faults {
             self.schedule_fault(every_ms, event);
@@ -350,8 +389,17 @@ impl World {
         self.at(Duration::from_millis(scenario.safety_ms) + quiet, Event::StopClients);
         let mark = scenario.safety_ms + scenario.liveness_ms.saturating_sub(1000);
         self.at(Duration::from_millis(mark), Event::WatchMark);
+        self.run_until(end, |_| false);
+        // The members' own periodic proposals (corruption checks, lease work) may be in flight
+        // at the end; give them a moment to settle, never more than the grace.
+        self.run_until(end + CONVERGENCE_GRACE, World::applied_alike);
+        self.finish(end)
+    }
+
+    /// Handles events in time order until `end`, or until `done` holds between two events.
+    fn run_until(&mut self, end: Instant, done: fn(&World) -> bool) {
         while let Some((&(time, sequence), _)) = self.queue.first_key_value() {
-            if time > end {
+            if time > end || done(self) {
                 break;
             }
             let event = self.queue.remove(&(time, sequence)).expect("present");
@@ -359,7 +407,13 @@ impl World {
             self.record(&event);
             self.handle(event);
         }
-        self.finish(end)
+    }
+
+    /// Whether every running member has applied the same number of entries.
+    fn applied_alike(&self) -> bool {
+        let mut applied = self.hosts.values().flatten().map(|h| h.node().applied_index());
+        let first = applied.next();
+        applied.all(|index| Some(index) == first)
     }
 
     fn handle(&mut self, event: Event) {
@@ -400,6 +454,7 @@ impl World {
             Event::WatchMark => self.watch_mark_open_sessions(),
             Event::LeaseNext(client) => self.lease_next(client),
             Event::Compact => self.compact(),
+            Event::Operator => self.operate(),
             Event::LeaseTimeout(id) => self.lease_timeout(id),
         }
     }
@@ -664,13 +719,15 @@ impl World {
             ));
         }
         let states: BTreeSet<(u64, u32)> =
-            nodes.iter().map(|n| (n.applied_index(), n.kv().hash())).collect();
+            nodes.iter().map(|n| (n.applied_index(), n.state_hash())).collect();
         if states.len() > 1 {
             self.violations.push(Violation::new(
                 "convergence",
                 format!("members differ at the end: {states:?}"),
             ));
         }
+        let alarms = self.alarm_violations(&nodes);
+        self.violations.extend(alarms);
         if self.acknowledged_after_heal == 0 {
             self.violations
                 .push(Violation::new("liveness", "no write succeeded after the faults healed"));
@@ -710,7 +767,7 @@ impl World {
             let final_state = crate::check_lease::Final {
                 end,
                 faults_stopped: self.safety_end,
-                election_timeout: Duration::from_secs(1),
+                election_timeout: Duration::from_millis(self.scenario.election_timeout_ms),
                 events: &events,
                 leases: leader.lessor().ids(),
             };
