@@ -1,5 +1,6 @@
-//! stead-store: the durability layer. It holds the `Disk` trait, the raft write-ahead log and
-//! state-machine snapshot files.
+//! stead-store: the durability layer. It holds the `Disk` trait, the raft write-ahead log,
+//! state-machine snapshot files, and the [`host`] that runs a `stead_core` node over them (the
+//! same for the simulator and the `stead` binary).
 //!
 //! Every file access goes through [`disk::Disk`], so the simulator can substitute [`MemDisk`],
 //! which loses, keeps or tears unsynced data at a crash as a seeded chooser decides. The crate
@@ -10,6 +11,7 @@
 
 pub mod disk;
 mod error;
+pub mod host;
 mod recover;
 pub mod snap;
 pub mod wal;

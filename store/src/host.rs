@@ -1,0 +1,194 @@
+//! A host: one member's node over the store, on any [`Disk`]: the simulator's `MemDisk` or the
+//! `stead` binary's real disk, so both drivers persist exactly the same way.
+//!
+//! The host executes the node's persistence outputs exactly as the real runtime will:
+//! - `Persist`: install a leader's snapshot (snapshot file, then WAL marker) and append the
+//!   entries and hard state to the WAL. The fsync comes later, when the driver calls
+//!   [`Host::sync`] (the simulator delays it to model disk latency): one sync covers every batch
+//!   appended before it (group commit), and only then is the highest batch reported persisted.
+//! - `SaveSnapshot`: write the snapshot file, then its WAL marker, then release WAL segments
+//!   and snapshot files the snapshot makes unnecessary (`--max-wals`, `--max-snapshots`).
+//!
+//! It hands back the outputs that leave the host (messages, client answers). Recovery reads the
+//! disk with `stead_store::recover` and restarts the node from the newest snapshot and the WAL
+//! after it. A data dir that belongs to another member is refused.
+
+use crate::disk::Disk;
+use crate::snap::{Snapshotter, DEFAULT_MAX_SNAPSHOTS};
+use crate::wal::{Wal, WalConfig, WalPosition, DEFAULT_MAX_WALS};
+use crate::StoreError;
+use protobuf::Message as _;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use stead_core::node::{Input, Node, NodeConfig, Output, Recovered};
+use stead_core::time::Instant;
+
+const WAL_DIR: &str = "member/wal";
+const SNAP_DIR: &str = "member/snap";
+
+/// What a host's WAL metadata records: whose data dir this is.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Identity {
+    member_id: u64,
+    cluster_id: u64,
+}
+
+/// Why a host could not start or keep going.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The disk failed or holds damaged data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data dir holds another member's data, or data that is not a valid state.
+    #[error("data dir: {0}")]
+    DataDir(String),
+}
+
+/// One member: its node and its store.
+pub struct Host<D: Disk> {
+    node: Node,
+    wal: Wal<D>,
+    snapshots: Snapshotter<D>,
+    started_from: Option<u64>,
+    /// The highest batch appended but not yet synced.
+    unsynced_batch: Option<u64>,
+}
+
+impl<D: Disk + Clone> Host<D> {
+    /// A member with a fresh data dir on `disk`.
+    pub fn create(
+        config: NodeConfig,
+        disk: D,
+        wal_config: WalConfig,
+        now: Instant,
+    ) -> Result<Host<D>, HostError> {
+        let identity = Identity { member_id: config.id, cluster_id: config.cluster_id };
+        let metadata = postcard::to_allocvec(&identity).expect("identities encode");
+        let wal = Wal::create(disk.clone(), Path::new(WAL_DIR), &metadata, wal_config)?;
+        let snapshots = Snapshotter::new(disk, Path::new(SNAP_DIR))?;
+        Ok(Host {
+            node: Node::new(config, now),
+            wal,
+            snapshots,
+            started_from: None,
+            unsynced_batch: None,
+        })
+    }
+
+    /// A member restarting from the data dir on `disk`.
+    pub fn recover(
+        config: NodeConfig,
+        disk: D,
+        wal_config: WalConfig,
+        now: Instant,
+    ) -> Result<Host<D>, HostError> {
+        let mut snapshots = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR))?;
+        let recovered = crate::recover(disk, Path::new(WAL_DIR), &mut snapshots, wal_config)?;
+        let identity: Identity = postcard::from_bytes(&recovered.contents.metadata)
+            .map_err(|e| HostError::DataDir(format!("unreadable WAL metadata: {e}")))?;
+        if identity.member_id != config.id {
+            let found = identity.member_id;
+            return Err(HostError::DataDir(format!(
+                "belongs to member {found:x}, not {:x}",
+                config.id
+            )));
+        }
+        let snapshot = match recovered.snapshot {
+            Some(loaded) => Some(
+                raft_proto::eraftpb::Snapshot::parse_from_bytes(&loaded.data)
+                    .map_err(|e| HostError::DataDir(format!("snapshot does not decode: {e}")))?,
+            ),
+            None => None,
+        };
+        let started_from = snapshot.as_ref().map(|s| s.get_metadata().index);
+        let state = Recovered {
+            snapshot,
+            hard_state: recovered.contents.hard_state,
+            entries: recovered.contents.entries,
+        };
+        let node = Node::restart(config, now, state).map_err(HostError::DataDir)?;
+        Ok(Host { node, wal: recovered.wal, snapshots, started_from, unsynced_batch: None })
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The index of the snapshot this host recovered from (`None`: created fresh, or recovered
+    /// from the WAL alone).
+    pub fn started_from(&self) -> Option<u64> {
+        self.started_from
+    }
+
+    /// How many WAL segments are on disk.
+    pub fn wal_segments(&self) -> usize {
+        self.wal.segment_paths().len()
+    }
+
+    /// Feeds the node an input and executes its outputs: persistence work is appended (see
+    /// [`Host::sync`]); returns the outputs that leave the host (messages to peers, answers to
+    /// clients), in order.
+    pub fn handle(&mut self, input: Input) -> Result<Vec<Output>, HostError> {
+        self.node.handle(input);
+        self.drain()
+    }
+
+    /// Whether appended batches wait for [`Host::sync`].
+    pub fn unsynced(&self) -> bool {
+        self.unsynced_batch.is_some()
+    }
+
+    /// Syncs the WAL once for every batch appended so far, reports them persisted, and returns
+    /// the outputs that leave the host as a result (messages that waited for the batch).
+    pub fn sync(&mut self) -> Result<Vec<Output>, HostError> {
+        let Some(batch) = self.unsynced_batch.take() else { return Ok(Vec::new()) };
+        self.wal.sync()?;
+        self.node.handle(Input::Persisted { batch });
+        self.drain()
+    }
+
+    /// Handles an input and syncs until nothing waits: persistence without disk latency.
+    pub fn handle_synced(&mut self, input: Input) -> Result<Vec<Output>, HostError> {
+        let mut leaving = self.handle(input)?;
+        while self.unsynced() {
+            leaving.extend(self.sync()?);
+        }
+        Ok(leaving)
+    }
+
+    fn drain(&mut self) -> Result<Vec<Output>, HostError> {
+        let mut leaving = Vec::new();
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Persist { batch, entries, hard_state, snapshot } => {
+                    if let Some(snapshot) = &snapshot {
+                        self.save_snapshot(snapshot)?;
+                    }
+                    self.wal.append(hard_state.as_ref(), &entries)?;
+                    self.unsynced_batch = Some(batch);
+                }
+                Output::SaveSnapshot { snapshot } => {
+                    let index = self.save_snapshot(&snapshot)?;
+                    self.wal.release(index, DEFAULT_MAX_WALS)?;
+                    self.snapshots.purge(DEFAULT_MAX_SNAPSHOTS)?;
+                }
+                other => leaving.push(other),
+            }
+        }
+        Ok(leaving)
+    }
+
+    /// Writes a snapshot file, then its WAL marker; returns its index.
+    fn save_snapshot(
+        &mut self,
+        snapshot: &raft_proto::eraftpb::Snapshot,
+    ) -> Result<u64, HostError> {
+        let metadata = snapshot.get_metadata();
+        let position = WalPosition { index: metadata.index, term: metadata.term };
+        let bytes = snapshot.write_to_bytes().expect("snapshots encode");
+        self.snapshots.save(position, &bytes)?;
+        self.wal.save_snapshot_marker(position)?;
+        Ok(position.index)
+    }
+}
