@@ -1,7 +1,15 @@
-//! stead-net: the real-IO runtime, not built yet (see the net issue).
+//! stead-net: the real-IO runtime around the sans-IO `stead_core::Node`, and the `stead` binary.
 //!
-//! It will be a thin tokio + tonic driver around the sans-IO `stead_core::Node`: it feeds the
-//! node real time, peer messages and client requests, executes its outputs (peer sends, WAL
-//! appends with group commit, snapshot files, responses) and serves etcd's v3 gRPC API, so that
-//! `etcdctl` and etcd's client libraries work unchanged. It ships the `stead` binary, whose flags
-//! follow etcd's names and defaults. Decisions belong to the core, never to this crate.
+//! A thin tokio + tonic driver: [`driver`] owns the member (node and store) in one task and
+//! feeds it real time, peer messages and client requests; [`peer`] carries raft messages
+//! between members; [`service`] serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client
+//! libraries work unchanged; [`config`] reads etcd's flags; [`server`] puts them together.
+//! Decisions belong to the core, never to this crate.
+
+pub mod config;
+pub mod convert;
+pub mod driver;
+pub mod peer;
+pub mod proto;
+pub mod server;
+pub mod service;

@@ -44,6 +44,13 @@ impl RealDisk {
     }
 }
 
+/// A clone shares the directory, not the cached file handles (each opens its own).
+impl Clone for RealDisk {
+    fn clone(&self) -> Self {
+        RealDisk { root: self.root.clone(), open: BTreeMap::new() }
+    }
+}
+
 impl Disk for RealDisk {
     fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
         fs::create_dir_all(self.full(dir))

@@ -1,0 +1,208 @@
+//! The driver: one tokio task owns the member (a [`Host`]: the node over the store on the real
+//! disk) and is the only thing that touches it.
+//!
+//! Everything reaches it as a [`Command`] on one channel: client requests (answered through a
+//! oneshot), watch stream messages, raft messages from peers. Each turn handles every command
+//! waiting (up to a bound), then syncs the WAL once for all of them (group commit) before the
+//! node's outputs that depend on it go out. Ticks come from the real clock at the node's
+//! `poll_timeout`. Decisions stay in the core: this loop only moves data.
+
+use crate::peer::Peers;
+use std::collections::BTreeMap;
+use stead_core::api::{Error, Request, Response, ServerError, WatchRequest, WatchResponse};
+use stead_core::node::{ClientId, Input, Output};
+use stead_core::time::Instant;
+use stead_core::watch::StreamId;
+use stead_store::host::{Host, HostError};
+use stead_store::RealDisk;
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands handled per turn before the WAL is synced.
+const BATCH_MAX: usize = 4096;
+
+/// What the member's task is asked to do.
+pub enum Command {
+    /// A client request carrying an auth token, answered on `reply`.
+    Client {
+        /// The request.
+        request: Request,
+        /// The token from the gRPC metadata.
+        token: Option<String>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Response, Error>>,
+    },
+    /// A message on a watch stream; the first one also hands over where responses go.
+    Watch {
+        /// The stream.
+        stream: StreamId,
+        /// The token the stream was opened with.
+        token: Option<String>,
+        /// The message.
+        request: WatchRequest,
+        /// The stream's response channel (first message only).
+        sink: Option<mpsc::UnboundedSender<Result<WatchResponse, Error>>>,
+    },
+    /// The client closed a watch stream.
+    WatchClosed {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// A raft message from a peer.
+    Peer(raft_proto::eraftpb::Message),
+}
+
+/// A cheap handle the gRPC services use to reach the member.
+#[derive(Clone)]
+pub struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Handle {
+    /// Sends `request` with `token` and waits for the answer.
+    pub async fn call(&self, request: Request, token: Option<String>) -> Result<Response, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Client { request, token, reply })
+            .map_err(|_| Error::Server(ServerError::Stopped))?;
+        answer.await.map_err(|_| Error::Server(ServerError::Stopped))?
+    }
+
+    /// Sends any command; false if the member has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+}
+
+/// The member's task state.
+pub struct Driver {
+    host: Host<RealDisk>,
+    start: tokio::time::Instant,
+    next_client: ClientId,
+    pending: BTreeMap<ClientId, oneshot::Sender<Result<Response, Error>>>,
+    watches: BTreeMap<StreamId, mpsc::UnboundedSender<Result<WatchResponse, Error>>>,
+    peers: Peers,
+}
+
+impl Driver {
+    /// A driver for `host`, whose clock started at `start`, and the handle to reach it.
+    pub fn new(
+        host: Host<RealDisk>,
+        start: tokio::time::Instant,
+        peers: Peers,
+    ) -> (Driver, Handle, mpsc::UnboundedReceiver<Command>) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let driver = Driver {
+            host,
+            start,
+            next_client: 0,
+            pending: BTreeMap::new(),
+            watches: BTreeMap::new(),
+            peers,
+        };
+        (driver, Handle { commands }, receiver)
+    }
+
+    /// The node's clock: time since the process started.
+    fn now(&self) -> Instant {
+        Instant::from_nanos(self.start.elapsed().as_nanos() as u64)
+    }
+
+    /// Runs until every handle is gone, or the store fails (a WAL failure stops the member, as
+    /// it stops etcd).
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), HostError> {
+        loop {
+            let wake = self.host.node().poll_timeout();
+            let deadline = self.start + std::time::Duration::from_nanos(wake.as_nanos());
+            tokio::select! {
+                command = commands.recv() => {
+                    let Some(command) = command else { return Ok(()) };
+                    self.command(command)?;
+                    for _ in 0..BATCH_MAX {
+                        match commands.try_recv() {
+                            Ok(command) => self.command(command)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = self.now();
+                    self.input(Input::Tick { now })?;
+                }
+            }
+            while self.host.unsynced() {
+                let outputs = self.host.sync()?;
+                self.route(outputs)?;
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) -> Result<(), HostError> {
+        match command {
+            Command::Client { request, token, reply } => {
+                self.next_client += 1;
+                let id = self.next_client;
+                self.pending.insert(id, reply);
+                self.input(Input::Client { id, token, request })
+            }
+            Command::Watch { stream, token, request, sink } => {
+                if let Some(sink) = sink {
+                    self.watches.insert(stream, sink);
+                }
+                self.input(Input::Watch { stream, token, request })
+            }
+            Command::WatchClosed { stream } => {
+                self.watches.remove(&stream);
+                self.input(Input::WatchClosed { stream })
+            }
+            Command::Peer(message) => self.input(Input::Message(message)),
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Result<(), HostError> {
+        let outputs = self.host.handle(input)?;
+        self.route(outputs)
+    }
+
+    /// Carries outputs out: messages to peers, answers to clients, watch responses (each event
+    /// response is reported delivered once it is on its stream's channel).
+    fn route(&mut self, outputs: Vec<Output>) -> Result<(), HostError> {
+        let mut delivered = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => {
+                    let members = self.host.node().members();
+                    self.peers.send(to, message, &members);
+                }
+                Output::Respond { id, result } => {
+                    if let Some(reply) = self.pending.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+                Output::Watch { stream, response } => {
+                    let events = !response.events.is_empty();
+                    let open =
+                        self.watches.get(&stream).is_some_and(|s| s.send(Ok(response)).is_ok());
+                    if open && events {
+                        delivered.push(stream);
+                    }
+                }
+                Output::WatchEnded { stream, error } => {
+                    if let Some(sink) = self.watches.remove(&stream) {
+                        let _ = sink.send(Err(error));
+                    }
+                }
+                Output::Persist { .. } | Output::SaveSnapshot { .. } => {
+                    unreachable!("the host persists")
+                }
+            }
+        }
+        for stream in delivered {
+            let outputs = self.host.handle(Input::WatchSent { stream, count: 1 })?;
+            self.route(outputs)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! The `stead` binary: one member of an etcd-compatible cluster. Flags follow etcd's names.
+
+use clap::Parser;
+use stead_net::config::Flags;
+
+fn main() -> std::process::ExitCode {
+    let flags = Flags::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("stead: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(stead_net::server::run(flags)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stead: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The peer transport: raft messages between members over gRPC (`steadpeer.Peer/Send`).
+//!
+//! Each peer gets one sender task with a queue. The task connects to the peer's first peer URL
+//! (from the membership the node applied), then sends whatever is queued as one batch per call,
+//! in order. When a call fails it reconnects with backoff; messages queued meanwhile beyond a
+//! bound are dropped, which raft tolerates (it retries). Received batches are handed to the
+//! member's task in order.
+
+use crate::driver::{Command, Handle};
+use crate::proto::steadpeer::peer_client::PeerClient;
+use crate::proto::steadpeer::peer_server::{Peer, PeerServer};
+use crate::proto::steadpeer::{RaftAck, RaftBatch};
+use protobuf::Message as _;
+use raft_proto::eraftpb::Message;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use stead_core::api::Member;
+use tokio::sync::mpsc;
+
+/// The most messages one call carries.
+const BATCH_MAX: usize = 512;
+/// Messages held for a peer that cannot be reached; older ones beyond this are dropped.
+const QUEUE_MAX: usize = 10_000;
+/// The largest message a member sends or accepts (a snapshot travels as one message).
+pub const MESSAGE_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+/// The sender tasks, by member id.
+#[derive(Default)]
+pub struct Peers {
+    queues: BTreeMap<u64, mpsc::UnboundedSender<Message>>,
+}
+
+impl Peers {
+    /// Queues `message` for member `to`, starting its sender task if needed (`members` says
+    /// where it listens). A member with no peer URL is unreachable: the message is dropped.
+    pub fn send(&mut self, to: u64, message: Message, members: &[Member]) {
+        if let Some(queue) = self.queues.get(&to) {
+            if queue.send(message.clone()).is_ok() {
+                return;
+            }
+        }
+        let Some(url) = members.iter().find(|m| m.id == to).and_then(|m| m.peer_urls.first())
+        else {
+            return;
+        };
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let _ = queue.send(message);
+        tokio::spawn(sender(to, url.clone(), receiver));
+        self.queues.insert(to, queue);
+    }
+}
+
+/// Sends a peer's queue, batch by batch, reconnecting as needed.
+async fn sender(to: u64, url: String, mut queue: mpsc::UnboundedReceiver<Message>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut client: Option<PeerClient<tonic::transport::Channel>> = None;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match queue.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        if client.is_none() {
+            match connect(&url).await {
+                Ok(connected) => client = Some(connected),
+                Err(error) => {
+                    tracing::debug!(peer = to, %url, %error, "peer unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    shed(&mut queue);
+                    continue;
+                }
+            }
+        }
+        let messages = batch.iter().map(|m| m.write_to_bytes().expect("raft messages encode"));
+        let request = RaftBatch { messages: messages.collect() };
+        let sent = client.as_mut().expect("connected").send(request).await;
+        match sent {
+            Ok(_) => backoff = Duration::from_millis(50),
+            Err(status) => {
+                tracing::debug!(peer = to, %status, "peer send failed");
+                client = None;
+            }
+        }
+    }
+}
+
+async fn connect(
+    url: &str,
+) -> Result<PeerClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    Ok(PeerClient::new(channel)
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX))
+}
+
+/// Drops queued messages beyond [`QUEUE_MAX`] while a peer is unreachable.
+fn shed(queue: &mut mpsc::UnboundedReceiver<Message>) {
+    while queue.len() > QUEUE_MAX {
+        let _ = queue.try_recv();
+    }
+}
+
+/// The receiving side: hands each batch to the member.
+pub struct PeerService {
+    handle: Handle,
+}
+
+impl PeerService {
+    /// The service for the member behind `handle`.
+    pub fn server(handle: Handle) -> PeerServer<PeerService> {
+        PeerServer::new(PeerService { handle })
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn send(
+        &self,
+        request: tonic::Request<RaftBatch>,
+    ) -> Result<tonic::Response<RaftAck>, tonic::Status> {
+        for bytes in request.into_inner().messages {
+            let message = Message::parse_from_bytes(&bytes)
+                .map_err(|e| tonic::Status::invalid_argument(format!("bad raft message: {e}")))?;
+            if !self.handle.send(Command::Peer(message)) {
+                return Err(tonic::Status::unavailable("etcdserver: server stopped"));
+            }
+        }
+        Ok(tonic::Response::new(RaftAck {}))
+    }
+}

@@ -1,0 +1,89 @@
+//! Starting a member: open or create its data dir, start its task, serve clients and peers,
+//! and stop cleanly on SIGINT or SIGTERM.
+
+use crate::config::{socket_addr, Flags};
+use crate::driver::Driver;
+use crate::peer::{PeerService, Peers};
+use crate::service::{cluster::ClusterService, kv::KvService};
+use std::path::Path;
+use stead_core::time::Instant;
+use stead_store::host::Host;
+use stead_store::wal::WalConfig;
+use stead_store::RealDisk;
+
+/// Runs a member until it is told to stop or its store fails.
+pub async fn run(flags: Flags) -> Result<(), String> {
+    if flags.wal_dir.is_some() {
+        return Err("--wal-dir is not supported yet: the WAL lives in --data-dir".into());
+    }
+    let config = flags.node_config(rand::random())?;
+    let data_dir = flags.data_dir();
+    let disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let start = tokio::time::Instant::now();
+    let existing = data_dir.join("member").join("wal").exists();
+    let host = if existing {
+        tracing::info!(data_dir = %data_dir.display(), "restarting from the data dir; --initial-* flags are ignored");
+        Host::recover(config.clone(), disk, WalConfig::default(), Instant::ZERO)
+    } else {
+        Host::create(config.clone(), disk, WalConfig::default(), Instant::ZERO)
+    }
+    .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    tracing::info!(
+        name = %flags.name,
+        member = format_args!("{:x}", config.id),
+        cluster = format_args!("{:x}", config.cluster_id),
+        "starting"
+    );
+    let (driver, handle, commands) = Driver::new(host, start, Peers::default());
+    let member = tokio::spawn(driver.run(commands));
+
+    let client_addr = first_addr(&flags.listen_client_urls)?;
+    let peer_addr = first_addr(&flags.listen_peer_urls)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let clients = tonic::transport::Server::builder()
+        .add_service(KvService::server(handle.clone()))
+        .add_service(ClusterService::server(handle.clone()))
+        .serve_with_shutdown(client_addr, wait(stopped.clone()));
+    let peers = tonic::transport::Server::builder()
+        .add_service(PeerService::server(handle.clone()))
+        .serve_with_shutdown(peer_addr, wait(stopped.clone()));
+    let clients = tokio::spawn(clients);
+    let peers = tokio::spawn(peers);
+    tracing::info!(%client_addr, %peer_addr, "serving");
+
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => Ok(()),
+        finished = member => match finished {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("the store failed: {error}")),
+            Err(error) => Err(format!("the member's task failed: {error}")),
+        },
+    };
+    let _ = stop.send(true);
+    let _ = clients.await;
+    let _ = peers.await;
+    outcome
+}
+
+fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {
+    socket_addr(urls.split(',').next().unwrap_or_default().trim())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be watched");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+}
+
+/// Whether `dir` holds a member's data.
+pub fn has_data(dir: &Path) -> bool {
+    dir.join("member").join("wal").exists()
+}
