@@ -195,9 +195,11 @@ impl Flags {
                 me.peer_urls, self.name, advertised
             ));
         }
-        me.client_urls = urls(&self.advertise_client_urls)?;
         let id = me.id;
         let mut config = NodeConfig::with_members(id, members, seed);
+        // Every member must write the same bootstrap entries, so client URLs are not part of
+        // them: each member publishes its own through the log once it runs, as etcd does.
+        config.client_urls = urls(&self.advertise_client_urls)?;
         config.cluster_token = self.initial_cluster_token.clone();
         config.join_existing = match self.initial_cluster_state.as_str() {
             "new" => false,
@@ -264,7 +266,8 @@ mod tests {
         assert_eq!(flags.data_dir(), PathBuf::from("default.stead"));
         assert_eq!(config.members.len(), 1);
         assert_eq!(config.members[0].name, "default");
-        assert_eq!(config.members[0].client_urls, ["http://127.0.0.1:2379"]);
+        assert_eq!(config.client_urls, ["http://127.0.0.1:2379"]);
+        assert!(config.members[0].client_urls.is_empty(), "published later, not bootstrapped");
         assert_eq!(socket_addr(&flags.listen_client_urls).unwrap().port(), 2379);
         assert!(config.auto_compaction.is_none() && config.corrupt_check_interval.is_none());
     }

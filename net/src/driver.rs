@@ -49,6 +49,11 @@ pub enum Command {
     },
     /// A raft message from a peer.
     Peer(raft_proto::eraftpb::Message),
+    /// Who leads, and the client URLs of every member (for forwarding lease renewals).
+    Leader {
+        /// Where the answer goes: the leader's id (if known) and its client URLs.
+        reply: oneshot::Sender<Option<(u64, Vec<String>)>>,
+    },
 }
 
 /// A cheap handle the gRPC services use to reach the member.
@@ -65,6 +70,13 @@ impl Handle {
             .send(Command::Client { request, token, reply })
             .map_err(|_| Error::Server(ServerError::Stopped))?;
         answer.await.map_err(|_| Error::Server(ServerError::Stopped))?
+    }
+
+    /// The leader and its client URLs, if this member knows one.
+    pub async fn leader(&self) -> Option<(u64, Vec<String>)> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Leader { reply }).ok()?;
+        answer.await.ok()?
     }
 
     /// Sends any command; false if the member has stopped.
@@ -158,6 +170,15 @@ impl Driver {
                 self.input(Input::WatchClosed { stream })
             }
             Command::Peer(message) => self.input(Input::Message(message)),
+            Command::Leader { reply } => {
+                let node = self.host.node();
+                let leader = node.leader().map(|id| {
+                    let urls = node.members().into_iter().find(|m| m.id == id);
+                    (id, urls.map(|m| m.client_urls).unwrap_or_default())
+                });
+                let _ = reply.send(leader);
+                Ok(())
+            }
         }
     }
 

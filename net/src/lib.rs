@@ -9,6 +9,7 @@
 pub mod config;
 pub mod convert;
 pub mod driver;
+pub mod forward;
 pub mod peer;
 pub mod proto;
 pub mod server;

@@ -4,7 +4,10 @@
 use crate::config::{socket_addr, Flags};
 use crate::driver::Driver;
 use crate::peer::{PeerService, Peers};
-use crate::service::{cluster::ClusterService, kv::KvService};
+use crate::service::{
+    auth::AuthService, cluster::ClusterService, kv::KvService, lease::LeaseService,
+    maintenance::MaintenanceService, watch::WatchService,
+};
 use std::path::Path;
 use stead_core::time::Instant;
 use stead_store::host::Host;
@@ -20,7 +23,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let data_dir = flags.data_dir();
     let disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let start = tokio::time::Instant::now();
-    let existing = data_dir.join("member").join("wal").exists();
+    let existing = has_data(&data_dir);
     let host = if existing {
         tracing::info!(data_dir = %data_dir.display(), "restarting from the data dir; --initial-* flags are ignored");
         Host::recover(config.clone(), disk, WalConfig::default(), Instant::ZERO)
@@ -46,6 +49,10 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let clients = tonic::transport::Server::builder()
         .add_service(KvService::server(handle.clone()))
         .add_service(ClusterService::server(handle.clone()))
+        .add_service(WatchService::server(handle.clone()))
+        .add_service(LeaseService::server(handle.clone()))
+        .add_service(MaintenanceService::server(handle.clone()))
+        .add_service(AuthService::server(handle.clone()))
         .serve_with_shutdown(client_addr, wait(stopped.clone()));
     let peers = tonic::transport::Server::builder()
         .add_service(PeerService::server(handle.clone()))

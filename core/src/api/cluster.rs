@@ -52,6 +52,16 @@ pub enum ClusterRequest {
         /// The member to become leader.
         target: u64,
     },
+    /// A member publishes its name and client URLs once it runs (etcd's `publish`); members
+    /// propose these themselves, clients cannot.
+    Publish {
+        /// The member.
+        id: u64,
+        /// Its name.
+        name: String,
+        /// The URLs it serves clients on.
+        client_urls: Vec<String>,
+    },
 }
 
 /// The answer to a [`ClusterRequest`]: etcd's responses differ only in which of these they carry.

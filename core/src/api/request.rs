@@ -55,6 +55,7 @@ impl Request {
                 | Request::LeaseCheckpoint(_)
                 | Request::HashCheck
                 | Request::HashReport(_)
+                | Request::Cluster(super::ClusterRequest::Publish { .. })
         )
     }
 }

@@ -86,6 +86,14 @@ impl Membership {
         self.members.values().filter(|m| !m.is_learner).map(|m| m.id).collect()
     }
 
+    /// Records a member's name and client URLs (etcd's `publish`); unknown members are ignored.
+    pub fn publish(&mut self, id: u64, name: &str, client_urls: &[String]) {
+        if let Some(member) = self.members.get_mut(&id) {
+            member.name = name.to_string();
+            member.client_urls = client_urls.to_vec();
+        }
+    }
+
     /// Whether `id` is a voting member.
     pub fn is_voter(&self, id: u64) -> bool {
         self.members.get(&id).is_some_and(|m| !m.is_learner)

@@ -500,6 +500,10 @@ impl StateMachine {
                 self.membership.apply(&change);
                 self.members_response(None)
             }
+            Request::Cluster(ClusterRequest::Publish { id, name, client_urls }) => {
+                self.membership.publish(*id, name, client_urls);
+                self.members_response(None)
+            }
             // Other membership changes travel as conf changes, never as normal entries.
             Request::Cluster(_) => return Err(ClusterError::MemberNotFound.into()),
             Request::Auth(auth) => {

@@ -49,6 +49,26 @@ pub(super) fn bootstrap_entries(members: &[Member]) -> Vec<Entry> {
 const LEARNER_READY_PERCENT: u64 = 90;
 
 impl Node {
+    /// Publishes this member's name and client URLs through the log until the membership it
+    /// applied holds them (etcd's `publish`); tried at most once per election timeout.
+    pub(super) fn publish_attributes(&mut self) {
+        let wanted = &self.config.client_urls;
+        let Some(me) = self.machine.membership().member(self.config.id) else { return };
+        let name =
+            self.config.members.iter().find(|m| m.id == self.config.id).map(|m| m.name.clone());
+        let name = name.unwrap_or_else(|| me.name.clone());
+        if (me.client_urls == *wanted && me.name == name) || self.leader().is_none() {
+            return;
+        }
+        if self.published_at.is_some_and(|at| self.now.since(at) < self.config.election_timeout) {
+            return;
+        }
+        self.published_at = Some(self.now);
+        let publish =
+            ClusterRequest::Publish { id: self.config.id, name, client_urls: wanted.clone() };
+        self.propose_write(None, Request::Cluster(publish), None);
+    }
+
     /// Serves a membership or leadership request.
     pub(super) fn cluster_request(&mut self, client: ClientId, request: ClusterRequest) {
         let result = match request {
@@ -56,6 +76,9 @@ impl Node {
                 return self.respond(client, Ok(self.machine.members_response(None)))
             }
             ClusterRequest::MoveLeader { target } => return self.move_leader(client, target),
+            ClusterRequest::Publish { .. } => {
+                return self.respond(client, Err(crate::api::ServerError::InternalOnly.into()))
+            }
             ClusterRequest::MemberAdd { peer_urls, is_learner } => {
                 self.add_member(peer_urls, is_learner)
             }

@@ -89,6 +89,9 @@ pub struct NodeConfig {
     pub corrupt_check_interval: Option<Duration>,
     /// `--experimental-initial-corrupt-check` (etcd: off).
     pub initial_corrupt_check: bool,
+    /// `--advertise-client-urls`: published through the log once the member runs, so every
+    /// member lists them (empty: nothing to publish).
+    pub client_urls: Vec<String>,
     /// The seed of every random choice this node makes.
     pub seed: u64,
     /// Test-only: a deliberate bug to switch on. It does anything only when the crate is built
@@ -149,6 +152,7 @@ impl NodeConfig {
             auto_compaction: None,
             corrupt_check_interval: None,
             initial_corrupt_check: false,
+            client_urls: Vec::new(),
             seed,
             planted_bug: None,
         }
@@ -334,6 +338,8 @@ pub struct Node {
     next_corrupt_check: Option<Instant>,
     /// The auto-compaction schedule.
     compactor: Compactor,
+    /// When this member last proposed its attributes.
+    published_at: Option<Instant>,
 }
 
 impl Node {
@@ -452,6 +458,7 @@ impl Node {
             initial_check_due,
             next_corrupt_check: None,
             compactor,
+            published_at: None,
         };
         node.redraw_election_timeout();
         node.update_watch_identity();
@@ -605,6 +612,9 @@ impl Node {
         self.retry_stuck_snapshots();
         self.expire_transfers();
         self.maintenance_work();
+        if !self.config.client_urls.is_empty() {
+            self.publish_attributes();
+        }
         // Raft may have asked for a snapshot the stored one cannot serve (see storage.rs).
         self.maybe_snapshot();
     }

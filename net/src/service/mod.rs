@@ -1,8 +1,12 @@
 //! etcd's v3 gRPC services over the member's [`Handle`]: each call converts the protobuf
 //! request, asks the member, and converts the answer or the error (etcd's code and text).
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
+pub mod lease;
+pub mod maintenance;
+pub mod watch;
 
 use crate::driver::Handle;
 use stead_core::api::{Error, Request, Response};

@@ -1,0 +1,415 @@
+//! End-to-end: a 3-member cluster of the real `stead` binary on loopback ports, driven by the
+//! real `etcdctl` (ETCDCTL_API=3, etcd 3.4's). CI installs `etcd-client`; without `etcdctl`
+//! these tests fail rather than pass vacuously.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Member {
+    name: String,
+    client: String,
+    peer: String,
+    dir: PathBuf,
+    process: Option<Child>,
+}
+
+struct Cluster {
+    members: Vec<Member>,
+    initial: String,
+    _root: tempdir::TempDir,
+}
+
+mod tempdir {
+    //! A directory removed when dropped.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            let path = std::env::temp_dir()
+                .join(format!("stead-e2e-{tag}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&path).expect("a temp dir");
+            TempDir(path)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A port no other test of this process was given, and free now (tests run in parallel, and a
+/// port the OS hands out twice would make two members collide).
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 20_000) as u16,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Cluster {
+    fn start(tag: &str) -> Cluster {
+        let root = tempdir::TempDir::new(tag);
+        let members: Vec<Member> = ["a", "b", "c"]
+            .iter()
+            .map(|name| Member {
+                name: name.to_string(),
+                client: format!("http://127.0.0.1:{}", free_port()),
+                peer: format!("http://127.0.0.1:{}", free_port()),
+                dir: root.0.join(name),
+                process: None,
+            })
+            .collect();
+        let initial =
+            members.iter().map(|m| format!("{}={}", m.name, m.peer)).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { members, initial, _root: root };
+        for index in 0..3 {
+            cluster.launch(index);
+        }
+        cluster.wait_healthy();
+        cluster
+    }
+
+    fn launch(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        let child = Command::new(env!("CARGO_BIN_EXE_stead"))
+            .args(["--name", &member.name])
+            .args(["--data-dir", member.dir.to_str().expect("utf-8")])
+            .args([
+                "--listen-client-urls",
+                &member.client,
+                "--advertise-client-urls",
+                &member.client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &member.peer,
+                "--initial-advertise-peer-urls",
+                &member.peer,
+            ])
+            .args(["--initial-cluster", &self.initial, "--bcrypt-cost", "4"])
+            .stdout(Stdio::null())
+            .stderr(log_file(&member.dir))
+            .spawn()
+            .expect("the stead binary starts");
+        member.process = Some(child);
+    }
+
+    fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.members[index].process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .filter(|m| m.process.is_some())
+            .map(|m| m.client.trim_start_matches("http://").to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn endpoint(&self, index: usize) -> String {
+        self.members[index].client.trim_start_matches("http://").to_string()
+    }
+
+    /// Runs etcdctl against `endpoints`; returns its output.
+    fn etcdctl(&self, endpoints: &str, args: &[&str]) -> Output {
+        Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .output()
+            .expect("etcdctl runs (CI installs etcd-client)")
+    }
+
+    /// Runs etcdctl and returns stdout, failing the test if it failed.
+    fn ok(&self, endpoints: &str, args: &[&str]) -> String {
+        let output = self.etcdctl(endpoints, args);
+        assert!(
+            output.status.success(),
+            "etcdctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs etcdctl expecting failure; returns stderr.
+    fn fails(&self, endpoints: &str, args: &[&str]) -> String {
+        let output = self.etcdctl(endpoints, args);
+        assert!(!output.status.success(), "etcdctl {args:?} should fail");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if self.etcdctl(&self.endpoints(), &["endpoint", "health"]).status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let logs: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "--- {} ---\n{}",
+                    m.name,
+                    std::fs::read_to_string(m.dir.with_extension("log")).unwrap_or_default()
+                )
+            })
+            .collect();
+        panic!("the cluster did not become healthy\n{}", logs.join("\n"));
+    }
+
+    /// The index of the member that leads, from `endpoint status`.
+    fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            for (index, member) in self.members.iter().enumerate() {
+                if member.process.is_none() {
+                    continue;
+                }
+                let out =
+                    self.etcdctl(&self.endpoint(index), &["endpoint", "status", "-w", "json"]);
+                let text = String::from_utf8_lossy(&out.stdout);
+                let field = |name: &str| {
+                    text.split(&format!("\"{name}\":")).nth(1).and_then(|rest| {
+                        rest.split(|c: char| !c.is_ascii_digit()).next().map(str::to_owned)
+                    })
+                };
+                if field("leader").is_some() && field("leader") == field("member_id") {
+                    return index;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("no leader");
+    }
+}
+
+/// Where a member's log goes: next to its data dir.
+fn log_file(dir: &std::path::Path) -> Stdio {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .expect("a log file");
+    Stdio::from(file)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for index in 0..self.members.len() {
+            self.kill(index);
+        }
+    }
+}
+
+#[test]
+fn etcdctl_drives_a_three_member_cluster() {
+    let cluster = Cluster::start("kv");
+    let all = cluster.endpoints();
+    let (a, b) = (cluster.endpoint(0), cluster.endpoint(1));
+    assert_eq!(cluster.ok(&a, &["put", "app/x", "1"]), "OK\n");
+    assert_eq!(cluster.ok(&b, &["put", "app/y", "2"]), "OK\n");
+    assert_eq!(cluster.ok(&b, &["get", "app/x"]), "app/x\n1\n", "a write on a is read on b");
+    assert_eq!(cluster.ok(&all, &["get", "app/", "--prefix", "--keys-only"]), "app/x\n\napp/y\n\n");
+    assert_eq!(
+        cluster.ok(
+            &all,
+            &["get", "app/", "--prefix", "--sort-by=KEY", "--order=DESCEND", "--limit=1"]
+        ),
+        "app/y\n2\n"
+    );
+    assert_eq!(cluster.ok(&a, &["get", "app/x", "--rev=2"]), "app/x\n1\n");
+    assert_eq!(cluster.ok(&a, &["del", "app/y"]), "1\n");
+    let txn = cluster.etcdctl_stdin(
+        &a,
+        &["txn"],
+        "value(\"app/x\") = \"1\"\n\nput app/x 10\n\nput app/x 20\n\n",
+    );
+    assert_eq!(txn, "SUCCESS\n\nOK\n");
+    assert_eq!(cluster.ok(&b, &["get", "app/x", "--print-value-only"]), "10\n");
+
+    // Watch from an old revision with previous values.
+    let watched = cluster.timed_watch(&b, &["watch", "app/x", "--rev=3", "--prev-kv"]);
+    assert!(watched.contains("PUT\napp/x\n1\napp/x\n10\n"), "watch from revision 3: {watched:?}");
+
+    // Leases, asked of a follower: renewals and TTLs are forwarded to the leader.
+    let leader = cluster.leader();
+    let follower = cluster.endpoint((leader + 1) % 3);
+    let granted = cluster.ok(&follower, &["lease", "grant", "60"]);
+    let id = granted.split_whitespace().nth(1).expect("lease <id> granted").to_string();
+    assert_eq!(cluster.ok(&follower, &["put", "leased", "v", &format!("--lease={id}")]), "OK\n");
+    let ttl = cluster.ok(&follower, &["lease", "timetolive", &id, "--keys"]);
+    assert!(
+        ttl.contains("granted with TTL(60s)") && ttl.contains("attached keys([leased])"),
+        "{ttl}"
+    );
+    let kept = cluster.ok(&follower, &["lease", "keep-alive", "--once", &id]);
+    assert_eq!(kept, format!("lease {id} keepalived with TTL(60)\n"));
+    assert_eq!(cluster.ok(&all, &["lease", "revoke", &id]), format!("lease {id} revoked\n"));
+    assert_eq!(cluster.ok(&a, &["get", "leased"]), "", "revoking deletes the key");
+
+    // Compaction and its error.
+    assert_eq!(cluster.ok(&a, &["compact", "3"]), "compacted revision 3\n");
+    let err = cluster.fails(&a, &["get", "app/x", "--rev=2"]);
+    assert!(err.contains("etcdserver: mvcc: required revision has been compacted"), "{err}");
+
+    // Membership and endpoints.
+    let members = cluster.ok(&all, &["member", "list"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    for member in &cluster.members {
+        assert!(
+            members.contains(&format!(
+                ", started, {}, {}, {}, false",
+                member.name, member.peer, member.client
+            )),
+            "{members}"
+        );
+    }
+    // etcdctl 3.4 prints health to stderr.
+    let health = cluster.etcdctl(&all, &["endpoint", "health"]);
+    assert!(health.status.success());
+    let health = String::from_utf8_lossy(&health.stderr).into_owned();
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    let hashes = cluster.ok(&all, &["endpoint", "hashkv"]);
+    let values: std::collections::BTreeSet<&str> =
+        hashes.lines().filter_map(|l| l.split(", ").nth(1)).collect();
+    assert_eq!(values.len(), 1, "every member has the same hash: {hashes}");
+    let status = cluster.ok(&all, &["endpoint", "status"]);
+    assert!(status.contains("3.4.23") && status.matches(", true, false,").count() == 1, "{status}");
+
+    // Snapshot save gives a file etcdctl accepts.
+    let file = cluster._root.0.join("backup.db");
+    let saved = cluster.etcdctl(&a, &["snapshot", "save", file.to_str().expect("utf-8")]);
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    assert!(std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) > 32);
+}
+
+#[test]
+fn auth_through_etcdctl() {
+    let cluster = Cluster::start("auth");
+    let a = cluster.endpoint(0);
+    let b = cluster.endpoint(1);
+    cluster.ok(&a, &["put", "app/k", "v"]);
+    cluster.ok(&a, &["user", "add", "root:rootpw"]);
+    cluster.ok(&a, &["role", "add", "root"]);
+    cluster.ok(&a, &["user", "grant-role", "root", "root"]);
+    cluster.ok(&a, &["role", "add", "reader"]);
+    cluster.ok(&a, &["role", "grant-permission", "reader", "read", "app/", "--prefix"]);
+    cluster.ok(&a, &["user", "add", "alice:alicepw"]);
+    cluster.ok(&a, &["user", "grant-role", "alice", "reader"]);
+    assert_eq!(cluster.ok(&a, &["auth", "enable"]), "Authentication Enabled\n");
+    assert_eq!(cluster.ok(&b, &["--user", "alice:alicepw", "get", "app/k"]), "app/k\nv\n");
+    let denied = cluster.fails(&b, &["--user", "alice:alicepw", "put", "app/k", "x"]);
+    assert!(denied.contains("etcdserver: permission denied"), "{denied}");
+    let wrong = cluster.fails(&b, &["--user", "alice:nope", "get", "app/k"]);
+    assert!(
+        wrong.contains("etcdserver: authentication failed, invalid user ID or password"),
+        "{wrong}"
+    );
+    let nobody = cluster.fails(&b, &["get", "app/k"]);
+    assert!(nobody.contains("etcdserver: user name is empty"), "{nobody}");
+    assert_eq!(
+        cluster.ok(&a, &["--user", "root:rootpw", "auth", "disable"]),
+        "Authentication Disabled\n"
+    );
+    assert_eq!(cluster.ok(&b, &["put", "app/k", "w"]), "OK\n");
+}
+
+#[test]
+fn killing_the_leader_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start("failover");
+    let leader = cluster.leader();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let key = format!("k{i}");
+        if cluster.etcdctl(&cluster.endpoints(), &["put", &key, "v"]).status.success() {
+            acknowledged.push(key);
+        }
+    }
+    cluster.kill(leader);
+    let survivors = cluster.endpoints();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut more = 0;
+    while Instant::now() < deadline && more < 10 {
+        let key = format!("after{more}");
+        if cluster.etcdctl(&survivors, &["put", &key, "v"]).status.success() {
+            acknowledged.push(key);
+            more += 1;
+        }
+    }
+    assert_eq!(more, 10, "the two survivors elect a leader and keep serving");
+    cluster.launch(leader);
+    let restarted = cluster.endpoint(leader);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys =
+            cluster.etcdctl(&restarted, &["get", "", "--prefix", "--keys-only", "--consistency=s"]);
+        let text = String::from_utf8_lossy(&keys.stdout).into_owned();
+        let missing: Vec<&String> =
+            acknowledged.iter().filter(|k| !text.lines().any(|l| l == k.as_str())).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted member lacks {missing:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Cluster {
+    /// Runs etcdctl with `input` on stdin; returns stdout.
+    fn etcdctl_stdin(&self, endpoints: &str, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("etcdctl runs");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("written");
+        let output = child.wait_with_output().expect("etcdctl ends");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs a watch for two seconds; returns what it printed.
+    fn timed_watch(&self, endpoints: &str, args: &[&str]) -> String {
+        let child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl runs");
+        let pid = child.id();
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        let output = child.wait_with_output().expect("etcdctl ends");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
