@@ -27,6 +27,9 @@ pub struct Flags {
     /// This member's client URLs to advertise to the rest of the cluster.
     #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
     pub advertise_client_urls: String,
+    /// URLs to serve `/health`, `/version` and `/metrics` on (HTTP).
+    #[arg(long, env = "ETCD_LISTEN_METRICS_URLS")]
+    pub listen_metrics_urls: Option<String>,
     /// URLs to listen on for peer traffic.
     #[arg(long, env = "ETCD_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
     pub listen_peer_urls: String,

@@ -10,6 +10,8 @@ pub mod config;
 pub mod convert;
 pub mod driver;
 pub mod forward;
+pub mod http;
+pub mod lock;
 pub mod peer;
 pub mod proto;
 pub mod server;

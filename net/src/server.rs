@@ -22,6 +22,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let config = flags.node_config(rand::random())?;
     let data_dir = flags.data_dir();
     let disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let _lock = crate::lock::DataDirLock::acquire(&data_dir)?;
     let start = tokio::time::Instant::now();
     let existing = has_data(&data_dir);
     let host = if existing {
@@ -30,18 +31,22 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     } else {
         Host::create(config.clone(), disk, WalConfig::default(), Instant::ZERO)
     }
-    .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    .map_err(|e| format!("{}: {e}", data_dir.display()))?
+    .with_retention(flags.max_wals, flags.max_snapshots);
     tracing::info!(
         name = %flags.name,
         member = format_args!("{:x}", config.id),
         cluster = format_args!("{:x}", config.cluster_id),
         "starting"
     );
+    // Bind first, so a port in use is a clear error before anything starts.
+    let client_addr = first_addr(&flags.listen_client_urls)?;
+    let peer_addr = first_addr(&flags.listen_peer_urls)?;
+    let client_listener = bind(client_addr, "--listen-client-urls").await?;
+    let peer_listener = bind(peer_addr, "--listen-peer-urls").await?;
     let (driver, handle, commands) = Driver::new(host, start, Peers::default());
     let member = tokio::spawn(driver.run(commands));
 
-    let client_addr = first_addr(&flags.listen_client_urls)?;
-    let peer_addr = first_addr(&flags.listen_peer_urls)?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -53,10 +58,18 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         .add_service(LeaseService::server(handle.clone()))
         .add_service(MaintenanceService::server(handle.clone()))
         .add_service(AuthService::server(handle.clone()))
-        .serve_with_shutdown(client_addr, wait(stopped.clone()));
+        .serve_with_incoming_shutdown(client_listener, wait(stopped.clone()));
     let peers = tonic::transport::Server::builder()
         .add_service(PeerService::server(handle.clone()))
-        .serve_with_shutdown(peer_addr, wait(stopped.clone()));
+        .serve_with_incoming_shutdown(peer_listener, wait(stopped.clone()));
+    if let Some(urls) = &flags.listen_metrics_urls {
+        let addr = first_addr(urls)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--listen-metrics-urls {addr}: cannot listen: {e}"))?;
+        tokio::spawn(crate::http::serve(listener, handle.clone()));
+        tracing::info!(%addr, "serving /health, /version and /metrics");
+    }
     let clients = tokio::spawn(clients);
     let peers = tokio::spawn(peers);
     tracing::info!(%client_addr, %peer_addr, "serving");
@@ -73,6 +86,23 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let _ = clients.await;
     let _ = peers.await;
     outcome
+}
+
+/// Listens on `addr` for gRPC; accepted connections send small messages at once (no Nagle).
+async fn bind(
+    addr: std::net::SocketAddr,
+    flag: &str,
+) -> Result<impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>, String> {
+    use tokio_stream::StreamExt;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{flag} {addr}: cannot listen: {e}"))?;
+    let accepted = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(accepted.map(|stream| {
+        stream.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    }))
 }
 
 fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {

@@ -413,3 +413,69 @@ impl Cluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
+
+/// A plain HTTP GET; returns (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("sent");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+#[test]
+fn health_version_metrics_and_refusals() {
+    let root = tempdir::TempDir::new("single");
+    let dir = root.0.join("data");
+    let (client, peer, metrics) = (free_port(), free_port(), free_port());
+    let start = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_stead"))
+            .args(["--data-dir", dir.to_str().expect("utf-8")])
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{client}")])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{client}")])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("stead starts")
+    };
+    let metrics_url = format!("http://127.0.0.1:{metrics}");
+    let mut member = start(&["--listen-metrics-urls", &metrics_url]);
+    let addr = format!("127.0.0.1:{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            let answer = http_get(&addr, "/health");
+            if answer.1.contains("true") || Instant::now() > deadline {
+                break answer;
+            }
+        }
+        assert!(Instant::now() < deadline, "the metrics port never opened");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(health, ("HTTP/1.1 200 OK".to_string(), "{\"health\":\"true\"}".to_string()));
+    let version = http_get(&addr, "/version").1;
+    assert_eq!(version, "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}");
+    let text = http_get(&addr, "/metrics").1;
+    assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");
+    assert!(text.contains("\netcd_server_is_leader 1\n"), "{text}");
+    assert_eq!(http_get(&addr, "/nope").0, "HTTP/1.1 404 Not Found");
+
+    // A second process on the same data dir is refused, and so are bad URLs.
+    let second = start(&[]).wait_with_output().expect("exits");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && said.contains("in use by another process"), "{said}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_stead"))
+        .args(["--data-dir", root.0.join("other").to_str().expect("utf-8")])
+        .args(["--listen-client-urls", "127.0.0.1:2379"])
+        .output()
+        .expect("exits");
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && said.contains("only http:// URLs are supported"), "{said}");
+    let _ = member.kill();
+    let _ = member.wait();
+}

@@ -52,6 +52,8 @@ pub struct Host<D: Disk> {
     started_from: Option<u64>,
     /// The highest batch appended but not yet synced.
     unsynced_batch: Option<u64>,
+    /// `--max-wals` and `--max-snapshots`: files kept (0: all).
+    retention: (usize, usize),
 }
 
 impl<D: Disk + Clone> Host<D> {
@@ -72,6 +74,7 @@ impl<D: Disk + Clone> Host<D> {
             snapshots,
             started_from: None,
             unsynced_batch: None,
+            retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
         })
     }
 
@@ -107,7 +110,21 @@ impl<D: Disk + Clone> Host<D> {
             entries: recovered.contents.entries,
         };
         let node = Node::restart(config, now, state).map_err(HostError::DataDir)?;
-        Ok(Host { node, wal: recovered.wal, snapshots, started_from, unsynced_batch: None })
+        Ok(Host {
+            node,
+            wal: recovered.wal,
+            snapshots,
+            started_from,
+            unsynced_batch: None,
+            retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
+        })
+    }
+
+    /// Keeps at most `max_wals` WAL segments and `max_snapshots` snapshot files that a newer
+    /// snapshot makes unnecessary (etcd's `--max-wals`, `--max-snapshots`; 0: keep all).
+    pub fn with_retention(mut self, max_wals: usize, max_snapshots: usize) -> Self {
+        self.retention = (max_wals, max_snapshots);
+        self
     }
 
     /// The node.
@@ -170,8 +187,9 @@ impl<D: Disk + Clone> Host<D> {
                 }
                 Output::SaveSnapshot { snapshot } => {
                     let index = self.save_snapshot(&snapshot)?;
-                    self.wal.release(index, DEFAULT_MAX_WALS)?;
-                    self.snapshots.purge(DEFAULT_MAX_SNAPSHOTS)?;
+                    let (max_wals, max_snapshots) = self.retention;
+                    self.wal.release(index, max_wals)?;
+                    self.snapshots.purge(max_snapshots)?;
                 }
                 other => leaving.push(other),
             }
