@@ -6,7 +6,7 @@ use crate::driver::Driver;
 use crate::peer::{PeerService, Peers};
 use crate::service::{
     auth::AuthService, cluster::ClusterService, kv::KvService, lease::LeaseService,
-    maintenance::MaintenanceService, watch::WatchService,
+    lock::LockService, maintenance::MaintenanceService, watch::WatchService,
 };
 use std::path::Path;
 use stead_core::time::Instant;
@@ -58,6 +58,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         .add_service(LeaseService::server(handle.clone()))
         .add_service(MaintenanceService::server(handle.clone()))
         .add_service(AuthService::server(handle.clone()))
+        .add_service(LockService::server(handle.clone()))
         .serve_with_incoming_shutdown(client_listener, wait(stopped.clone()));
     let peers = tonic::transport::Server::builder()
         .add_service(PeerService::server(handle.clone()))

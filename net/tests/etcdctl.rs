@@ -301,6 +301,23 @@ fn etcdctl_drives_a_three_member_cluster() {
     let status = cluster.ok(&all, &["endpoint", "status"]);
     assert!(status.contains("3.4.23") && status.matches(", true, false,").count() == 1, "{status}");
 
+    // A lock, and a leadership hand-over to a follower.
+    assert_eq!(cluster.ok(&all, &["lock", "job", "echo", "held"]), "held\n");
+    let leader = cluster.leader();
+    let target = (leader + 1) % 3;
+    let listed = cluster.ok(&cluster.endpoint(target), &["endpoint", "status", "-w", "fields"]);
+    let target_id = listed
+        .lines()
+        .find_map(|l| l.strip_prefix("\"MemberID\" : "))
+        .map(|id| format!("{:x}", id.trim().parse::<u64>().expect("an id")))
+        .expect("the member id");
+    let moved = cluster.ok(&cluster.endpoint(leader), &["move-leader", &target_id]);
+    assert!(
+        moved.starts_with("Leadership transferred from ") && moved.contains(&target_id),
+        "{moved}"
+    );
+    assert_eq!(cluster.leader(), target, "the follower leads now");
+
     // Snapshot save gives a file etcdctl accepts.
     let file = cluster._root.0.join("backup.db");
     let saved = cluster.etcdctl(&a, &["snapshot", "save", file.to_str().expect("utf-8")]);

@@ -1,0 +1,182 @@
+//! The Lock service (etcd's `v3lock`): a distributed mutex over the key space, as etcd's
+//! `concurrency.Mutex` builds it. Lock creates `<name>/<lease id in hex>` attached to the
+//! caller's lease (if it does not exist yet), then waits until every key under `<name>/` created
+//! before it is deleted: the owner is the key with the lowest create revision. Unlock deletes
+//! the key. Waiting uses a watch on the member, so a holder whose lease expires hands over.
+
+use super::{status, token, unexpected};
+use crate::convert::kv::header;
+use crate::driver::{Command, Handle};
+use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
+use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+use std::sync::atomic::{AtomicU64, Ordering};
+use stead_core::api::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, EventKind, PutRequest,
+    RangeRequest, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder, SortTarget,
+    TxnRequest, WatchCreateRequest, WatchRequest,
+};
+use tokio::sync::mpsc;
+use tonic::{Request as Call, Response as Answer, Status};
+
+/// Watch stream ids for the server's own waits, far above those of client streams.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1 << 48);
+
+/// The Lock service of one member.
+pub struct LockService {
+    handle: Handle,
+}
+
+impl LockService {
+    /// The service for the member behind `handle`.
+    pub fn server(handle: Handle) -> LockServer<LockService> {
+        LockServer::new(LockService { handle })
+    }
+}
+
+/// The end of the prefix range of `prefix` (etcd's `GetPrefixRangeEnd`).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Creates `key` with `value` on `lease` unless it exists; returns its create revision and the
+/// header of the answer.
+pub async fn create_or_keep(
+    handle: &Handle,
+    token: &Option<String>,
+    key: &[u8],
+    value: &[u8],
+    lease: i64,
+) -> Result<(i64, ResponseHeader), Error> {
+    let absent = Compare {
+        result: CompareResult::Equal,
+        target: CompareTarget::Create(0),
+        key: key.to_vec(),
+        range_end: Vec::new(),
+    };
+    let put = PutRequest { key: key.to_vec(), value: value.to_vec(), lease, ..Default::default() };
+    let get = RangeRequest { key: key.to_vec(), ..Default::default() };
+    let txn = TxnRequest {
+        compare: vec![absent],
+        success: vec![RequestOp::Put(put), RequestOp::Range(get.clone())],
+        failure: vec![RequestOp::Range(get)],
+    };
+    let Response::Txn(answer) = handle.call(Request::Txn(txn), token.clone()).await? else {
+        return Err(Error::Kv(stead_core::api::KvError::KeyNotFound));
+    };
+    let revision = answer
+        .responses
+        .iter()
+        .find_map(|op| match op {
+            ResponseOp::Range(range) => range.kvs.first().map(|kv| kv.create_revision),
+            _ => None,
+        })
+        .unwrap_or(answer.header.revision);
+    Ok((revision, answer.header))
+}
+
+/// Waits until no key under `prefix` created before `revision` remains (etcd's
+/// `waitDeletes`); returns the header of the last read.
+pub async fn wait_for_predecessors(
+    handle: &Handle,
+    token: &Option<String>,
+    prefix: &[u8],
+    revision: i64,
+) -> Result<ResponseHeader, Error> {
+    loop {
+        let newest_older = RangeRequest {
+            key: prefix.to_vec(),
+            range_end: prefix_end(prefix),
+            max_create_revision: revision - 1,
+            sort_order: SortOrder::Descend,
+            sort_target: SortTarget::Create,
+            limit: 1,
+            ..Default::default()
+        };
+        let Response::Range(range) =
+            handle.call(Request::Range(newest_older), token.clone()).await?
+        else {
+            return Err(Error::Kv(stead_core::api::KvError::KeyNotFound));
+        };
+        let Some(blocker) = range.kvs.first() else { return Ok(range.header) };
+        wait_for_delete(handle, token, &blocker.key, range.header.revision + 1).await?;
+    }
+}
+
+/// Waits for `key` to be deleted at or after `from`.
+async fn wait_for_delete(
+    handle: &Handle,
+    token: &Option<String>,
+    key: &[u8],
+    from: i64,
+) -> Result<(), Error> {
+    let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+    let (sink, mut responses) = mpsc::unbounded_channel();
+    let create =
+        WatchCreateRequest { key: key.to_vec(), start_revision: from, ..Default::default() };
+    let request = WatchRequest::Create(create);
+    let sent =
+        handle.send(Command::Watch { stream, token: token.clone(), request, sink: Some(sink) });
+    if !sent {
+        return Err(Error::Server(stead_core::api::ServerError::Stopped));
+    }
+    let outcome = loop {
+        match responses.recv().await {
+            Some(Ok(response)) if response.canceled => break Ok(()),
+            Some(Ok(response)) => {
+                if response.events.iter().any(|e| e.kind == EventKind::Delete) {
+                    break Ok(());
+                }
+            }
+            Some(Err(error)) => break Err(error),
+            None => break Err(Error::Server(stead_core::api::ServerError::Stopped)),
+        }
+    };
+    handle.send(Command::WatchClosed { stream });
+    outcome
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn lock(&self, call: Call<LockRequest>) -> Result<Answer<LockResponse>, Status> {
+        let token = token(&call);
+        let body = call.into_inner();
+        let mut prefix = body.name.clone();
+        prefix.push(b'/');
+        let mut key = prefix.clone();
+        key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
+        let (revision, _) =
+            create_or_keep(&self.handle, &token, &key, b"", body.lease).await.map_err(status)?;
+        let header =
+            wait_for_predecessors(&self.handle, &token, &prefix, revision).await.map_err(status)?;
+        Ok(Answer::new(LockResponse { header: super::super::convert::kv::header(header), key }))
+    }
+
+    async fn unlock(&self, call: Call<UnlockRequest>) -> Result<Answer<UnlockResponse>, Status> {
+        let delete = DeleteRangeRequest { key: call.get_ref().key.clone(), ..Default::default() };
+        match super::ask(&self.handle, &call, Request::DeleteRange(delete)).await? {
+            Response::DeleteRange(r) => {
+                Ok(Answer::new(UnlockResponse { header: header(r.header) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends_like_etcds() {
+        assert_eq!(prefix_end(b"lock/"), b"lock0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), [0]);
+    }
+}
