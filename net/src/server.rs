@@ -5,8 +5,8 @@ use crate::config::{socket_addr, Flags};
 use crate::driver::Driver;
 use crate::peer::{PeerService, Peers};
 use crate::service::{
-    auth::AuthService, cluster::ClusterService, kv::KvService, lease::LeaseService,
-    lock::LockService, maintenance::MaintenanceService, watch::WatchService,
+    auth::AuthService, cluster::ClusterService, election::ElectionService, kv::KvService,
+    lease::LeaseService, lock::LockService, maintenance::MaintenanceService, watch::WatchService,
 };
 use std::path::Path;
 use stead_core::time::Instant;
@@ -59,6 +59,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         .add_service(MaintenanceService::server(handle.clone()))
         .add_service(AuthService::server(handle.clone()))
         .add_service(LockService::server(handle.clone()))
+        .add_service(ElectionService::server(handle.clone()))
         .serve_with_incoming_shutdown(client_listener, wait(stopped.clone()));
     let peers = tonic::transport::Server::builder()
         .add_service(PeerService::server(handle.clone()))

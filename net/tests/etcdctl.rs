@@ -303,6 +303,8 @@ fn etcdctl_drives_a_three_member_cluster() {
 
     // A lock, and a leadership hand-over to a follower.
     assert_eq!(cluster.ok(&all, &["lock", "job", "echo", "held"]), "held\n");
+    let elected = cluster.timed_watch(&all, &["elect", "pick", "me"]);
+    assert!(elected.starts_with("pick/") && elected.ends_with("\nme\n"), "{elected:?}");
     let leader = cluster.leader();
     let target = (leader + 1) % 3;
     let listed = cluster.ok(&cluster.endpoint(target), &["endpoint", "status", "-w", "fields"]);
@@ -413,7 +415,7 @@ impl Cluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Runs a watch for two seconds; returns what it printed.
+    /// Runs a long-lived etcdctl command (watch, elect) for two seconds; returns its output.
     fn timed_watch(&self, endpoints: &str, args: &[&str]) -> String {
         let child = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")

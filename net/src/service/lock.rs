@@ -45,15 +45,15 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// Creates `key` with `value` on `lease` unless it exists; returns its create revision and the
-/// header of the answer.
+/// Creates `key` with `value` on `lease` unless it exists; returns its create revision, the
+/// header of the answer, and the value it already held if it existed.
 pub async fn create_or_keep(
     handle: &Handle,
     token: &Option<String>,
     key: &[u8],
     value: &[u8],
     lease: i64,
-) -> Result<(i64, ResponseHeader), Error> {
+) -> Result<(i64, ResponseHeader, Option<Vec<u8>>), Error> {
     let absent = Compare {
         result: CompareResult::Equal,
         target: CompareTarget::Create(0),
@@ -70,15 +70,13 @@ pub async fn create_or_keep(
     let Response::Txn(answer) = handle.call(Request::Txn(txn), token.clone()).await? else {
         return Err(Error::Kv(stead_core::api::KvError::KeyNotFound));
     };
-    let revision = answer
-        .responses
-        .iter()
-        .find_map(|op| match op {
-            ResponseOp::Range(range) => range.kvs.first().map(|kv| kv.create_revision),
-            _ => None,
-        })
-        .unwrap_or(answer.header.revision);
-    Ok((revision, answer.header))
+    let found = answer.responses.iter().find_map(|op| match op {
+        ResponseOp::Range(range) => range.kvs.first().cloned(),
+        _ => None,
+    });
+    let revision = found.as_ref().map_or(answer.header.revision, |kv| kv.create_revision);
+    let existing = (!answer.succeeded).then(|| found.map(|kv| kv.value)).flatten();
+    Ok((revision, answer.header, existing))
 }
 
 /// Waits until no key under `prefix` created before `revision` remains (etcd's
@@ -151,7 +149,7 @@ impl Lock for LockService {
         prefix.push(b'/');
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
-        let (revision, _) =
+        let (revision, _, _) =
             create_or_keep(&self.handle, &token, &key, b"", body.lease).await.map_err(status)?;
         let header =
             wait_for_predecessors(&self.handle, &token, &prefix, revision).await.map_err(status)?;

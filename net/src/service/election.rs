@@ -1,0 +1,218 @@
+//! The Election service (etcd's `v3election`), as etcd's `concurrency.Election` builds it over
+//! the key space: a candidate's key is `<name>/<lease id in hex>` holding its value; the leader
+//! is the key with the lowest create revision. Campaign waits to lead; Proclaim changes the
+//! leader's value; Leader reads it; Observe streams every change of leader or value; Resign
+//! deletes the leader's key.
+
+use super::lock::{create_or_keep, prefix_end, wait_for_predecessors};
+use super::{status, token};
+use crate::convert::kv::{header, key_value};
+use crate::driver::{Command, Handle};
+use crate::proto::v3electionpb as pb;
+use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use stead_core::api::{
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, KeyValue, PutRequest,
+    RangeRequest, Request, RequestOp, Response, ResponseHeader, SortOrder, SortTarget, TxnRequest,
+    WatchCreateRequest, WatchRequest,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request as Call, Response as Answer, Status};
+
+/// Watch stream ids for Observe, apart from clients' and the lock's.
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1 << 56);
+
+fn not_leader() -> Status {
+    Status::unknown("election: not leader")
+}
+
+fn missing_leader() -> Status {
+    Status::unknown("\"leader\" field must be provided")
+}
+
+/// The Election service of one member.
+pub struct ElectionService {
+    handle: Handle,
+}
+
+impl ElectionService {
+    /// The service for the member behind `handle`.
+    pub fn server(handle: Handle) -> ElectionServer<ElectionService> {
+        ElectionServer::new(ElectionService { handle })
+    }
+}
+
+fn prefix(name: &[u8]) -> Vec<u8> {
+    let mut prefix = name.to_vec();
+    prefix.push(b'/');
+    prefix
+}
+
+/// The current leader's key-value, if any.
+async fn leader(
+    handle: &Handle,
+    token: &Option<String>,
+    name: &[u8],
+) -> Result<(Option<KeyValue>, ResponseHeader), Error> {
+    let prefix = prefix(name);
+    let first = RangeRequest {
+        key: prefix.clone(),
+        range_end: prefix_end(&prefix),
+        sort_order: SortOrder::Ascend,
+        sort_target: SortTarget::Create,
+        limit: 1,
+        ..Default::default()
+    };
+    match handle.call(Request::Range(first), token.clone()).await? {
+        Response::Range(range) => Ok((range.kvs.into_iter().next(), range.header)),
+        _ => Err(Error::Kv(stead_core::api::KvError::KeyNotFound)),
+    }
+}
+
+/// Runs `then` on the leader's key if it still has create revision `rev`.
+async fn if_leader(
+    handle: &Handle,
+    token: &Option<String>,
+    key: &pb::LeaderKey,
+    then: RequestOp,
+) -> Result<ResponseHeader, Status> {
+    let still = Compare {
+        result: CompareResult::Equal,
+        target: CompareTarget::Create(key.rev),
+        key: key.key.clone(),
+        range_end: Vec::new(),
+    };
+    let txn = TxnRequest { compare: vec![still], success: vec![then], failure: Vec::new() };
+    match handle.call(Request::Txn(txn), token.clone()).await.map_err(status)? {
+        Response::Txn(answer) if answer.succeeded => Ok(answer.header),
+        Response::Txn(_) => Err(not_leader()),
+        other => Err(super::unexpected(other)),
+    }
+}
+
+type Observations = Pin<Box<dyn Stream<Item = Result<pb::LeaderResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Election for ElectionService {
+    async fn campaign(
+        &self,
+        call: Call<pb::CampaignRequest>,
+    ) -> Result<Answer<pb::CampaignResponse>, Status> {
+        let token = token(&call);
+        let body = call.into_inner();
+        let prefix = prefix(&body.name);
+        let mut key = prefix.clone();
+        key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
+        let (rev, _, existing) =
+            create_or_keep(&self.handle, &token, &key, &body.value, body.lease)
+                .await
+                .map_err(status)?;
+        let leader =
+            pb::LeaderKey { name: body.name.clone(), key: key.clone(), rev, lease: body.lease };
+        // A candidate campaigning again with a new value proclaims it.
+        if existing.is_some_and(|value| value != body.value) {
+            let put =
+                PutRequest { key, value: body.value, lease: body.lease, ..Default::default() };
+            if_leader(&self.handle, &token, &leader, RequestOp::Put(put)).await?;
+        }
+        let header_now =
+            wait_for_predecessors(&self.handle, &token, &prefix, rev).await.map_err(status)?;
+        Ok(Answer::new(pb::CampaignResponse { header: header(header_now), leader: Some(leader) }))
+    }
+
+    async fn proclaim(
+        &self,
+        call: Call<pb::ProclaimRequest>,
+    ) -> Result<Answer<pb::ProclaimResponse>, Status> {
+        let token = token(&call);
+        let body = call.into_inner();
+        let leader = body.leader.ok_or_else(missing_leader)?;
+        let put = PutRequest {
+            key: leader.key.clone(),
+            value: body.value,
+            lease: leader.lease,
+            ..Default::default()
+        };
+        let answer = if_leader(&self.handle, &token, &leader, RequestOp::Put(put)).await?;
+        Ok(Answer::new(pb::ProclaimResponse { header: header(answer) }))
+    }
+
+    async fn leader(
+        &self,
+        call: Call<pb::LeaderRequest>,
+    ) -> Result<Answer<pb::LeaderResponse>, Status> {
+        let token = token(&call);
+        let (kv, answer) =
+            leader(&self.handle, &token, &call.get_ref().name).await.map_err(status)?;
+        let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
+        Ok(Answer::new(pb::LeaderResponse { header: header(answer), kv: Some(key_value(kv)) }))
+    }
+
+    type ObserveStream = Observations;
+
+    async fn observe(
+        &self,
+        call: Call<pb::LeaderRequest>,
+    ) -> Result<Answer<Self::ObserveStream>, Status> {
+        let token = token(&call);
+        let name = call.into_inner().name;
+        let handle = self.handle.clone();
+        let (out, observed) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let prefix = prefix(&name);
+            let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
+            let (sink, mut events) = mpsc::unbounded_channel();
+            let create = WatchCreateRequest {
+                key: prefix.clone(),
+                range_end: prefix_end(&prefix),
+                ..Default::default()
+            };
+            let request = WatchRequest::Create(create);
+            handle.send(Command::Watch { stream, token: token.clone(), request, sink: Some(sink) });
+            let mut last: Option<(Vec<u8>, i64)> = None;
+            loop {
+                match leader(&handle, &token, &name).await {
+                    Ok((Some(kv), answer)) => {
+                        let seen = (kv.key.clone(), kv.mod_revision);
+                        if last.as_ref() != Some(&seen) {
+                            last = Some(seen);
+                            let response = pb::LeaderResponse {
+                                header: header(answer),
+                                kv: Some(key_value(kv)),
+                            };
+                            if out.send(Ok(response)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Ok((None, _)) => last = None,
+                    Err(error) => {
+                        let _ = out.send(Err(status(error))).await;
+                        break;
+                    }
+                }
+                match events.recv().await {
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            handle.send(Command::WatchClosed { stream });
+        });
+        Ok(Answer::new(Box::pin(ReceiverStream::new(observed))))
+    }
+
+    async fn resign(
+        &self,
+        call: Call<pb::ResignRequest>,
+    ) -> Result<Answer<pb::ResignResponse>, Status> {
+        let token = token(&call);
+        let leader = call.into_inner().leader.ok_or_else(missing_leader)?;
+        let delete = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
+        let answer =
+            if_leader(&self.handle, &token, &leader, RequestOp::DeleteRange(delete)).await?;
+        Ok(Answer::new(pb::ResignResponse { header: header(answer) }))
+    }
+}
