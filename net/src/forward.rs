@@ -4,19 +4,39 @@
 use crate::driver::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use stead_core::api::{ClusterError, Error, ServerError};
+use tonic::transport::Channel;
+
+/// Channels to leaders by client URL, reused across calls (a channel reconnects by itself).
+fn channels() -> &'static Mutex<BTreeMap<String, Channel>> {
+    static CHANNELS: OnceLock<Mutex<BTreeMap<String, Channel>>> = OnceLock::new();
+    CHANNELS.get_or_init(Mutex::default)
+}
 
 /// The leader's Lease client, or why there is none.
-async fn leader_client(handle: &Handle) -> Result<LeaseClient<tonic::transport::Channel>, Error> {
+async fn leader_client(handle: &Handle) -> Result<LeaseClient<Channel>, Error> {
     let (_, urls) = handle.leader().await.ok_or(Error::Server(ServerError::NoLeader))?;
     let url = urls.first().ok_or(Error::Cluster(ClusterError::NotLeader))?;
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|_| Error::Cluster(ClusterError::NotLeader))?
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-        .map_err(|_| Error::Server(ServerError::NoLeader))?;
+    let cached = channels().lock().ok().and_then(|c| c.get(url).cloned());
+    let channel = match cached {
+        Some(channel) => channel,
+        None => {
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|_| Error::Cluster(ClusterError::NotLeader))?
+                .connect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(|_| Error::Server(ServerError::NoLeader))?;
+            if let Ok(mut cache) = channels().lock() {
+                cache.insert(url.clone(), channel.clone());
+            }
+            channel
+        }
+    };
     Ok(LeaseClient::new(channel))
 }
 
