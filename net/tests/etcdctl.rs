@@ -484,6 +484,25 @@ fn health_version_metrics_and_refusals() {
     assert!(text.contains("\netcd_server_is_leader 1\n"), "{text}");
     assert_eq!(http_get(&addr, "/nope").0, "HTTP/1.1 404 Not Found");
 
+    // stead-bench runs against it.
+    let bench = Command::new(env!("CARGO_BIN_EXE_stead-bench"))
+        .args([
+            "put",
+            "--endpoints",
+            &format!("127.0.0.1:{client}"),
+            "--clients",
+            "4",
+            "--total",
+            "200",
+        ])
+        .output()
+        .expect("stead-bench runs");
+    let report = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success() && report.contains("RESULT workload=Put requests=200 "),
+        "{report}"
+    );
+
     // A second process on the same data dir is refused, and so are bad URLs.
     let second = start(&[]).wait_with_output().expect("exits");
     let said = String::from_utf8_lossy(&second.stderr);
