@@ -517,3 +517,25 @@ fn health_version_metrics_and_refusals() {
     let _ = member.kill();
     let _ = member.wait();
 }
+
+#[test]
+fn a_removed_member_leaves_and_the_rest_keep_serving() {
+    let cluster = Cluster::start("remove");
+    let leader = cluster.leader();
+    let victim = (leader + 1) % 3;
+    let listed = cluster.ok(&cluster.endpoint(leader), &["member", "list"]);
+    let victim_id = listed
+        .lines()
+        .find(|l| l.contains(&format!(", started, {}, ", cluster.members[victim].name)))
+        .and_then(|l| l.split(',').next())
+        .expect("the victim is listed")
+        .to_string();
+    let removed = cluster.ok(&cluster.endpoint(leader), &["member", "remove", &victim_id]);
+    assert!(removed.starts_with(&format!("Member {victim_id} removed from cluster ")), "{removed}");
+    let rest: Vec<String> = (0..3).filter(|i| *i != victim).map(|i| cluster.endpoint(i)).collect();
+    let rest = rest.join(",");
+    assert_eq!(cluster.ok(&rest, &["member", "list"]).lines().count(), 2);
+    assert_eq!(cluster.ok(&rest, &["put", "after-removal", "v"]), "OK\n");
+    let refused = cluster.fails(&cluster.endpoint(victim), &["put", "x", "y"]);
+    assert!(refused.contains("Error:"), "the removed member serves no writes: {refused}");
+}
