@@ -9,7 +9,11 @@
 
 use crate::peer::Peers;
 use std::collections::BTreeMap;
-use stead_core::api::{Error, Request, Response, ServerError, WatchRequest, WatchResponse};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use stead_core::api::{
+    Error, Request, Response, ServerError, WatchCreateRequest, WatchRequest, WatchResponse,
+};
 use stead_core::node::{ClientId, Input, Output};
 use stead_core::time::Instant;
 use stead_core::watch::StreamId;
@@ -60,6 +64,28 @@ pub enum Command {
 #[derive(Clone)]
 pub struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    /// The next watch stream id: one sequence for clients' streams and the server's own.
+    streams: Arc<AtomicU64>,
+}
+
+/// A watch the server opened for itself (Lock, Election); closed when dropped.
+pub struct ServerWatch {
+    handle: Handle,
+    stream: StreamId,
+    responses: mpsc::UnboundedReceiver<Result<WatchResponse, Error>>,
+}
+
+impl ServerWatch {
+    /// The next response, or `None` once the member ended the stream.
+    pub async fn next(&mut self) -> Option<Result<WatchResponse, Error>> {
+        self.responses.recv().await
+    }
+}
+
+impl Drop for ServerWatch {
+    fn drop(&mut self) {
+        self.handle.send(Command::WatchClosed { stream: self.stream });
+    }
 }
 
 impl Handle {
@@ -70,6 +96,26 @@ impl Handle {
             .send(Command::Client { request, token, reply })
             .map_err(|_| Error::Server(ServerError::Stopped))?;
         answer.await.map_err(|_| Error::Server(ServerError::Stopped))?
+    }
+
+    /// A watch stream id no other stream of this member has.
+    pub fn new_stream(&self) -> StreamId {
+        self.streams.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Opens a watch for the server's own use, as `token`'s user.
+    pub fn open_watch(
+        &self,
+        token: Option<String>,
+        create: WatchCreateRequest,
+    ) -> Result<ServerWatch, Error> {
+        let stream = self.new_stream();
+        let (sink, responses) = mpsc::unbounded_channel();
+        let request = WatchRequest::Create(create);
+        if !self.send(Command::Watch { stream, token, request, sink: Some(sink) }) {
+            return Err(Error::Server(ServerError::Stopped));
+        }
+        Ok(ServerWatch { handle: self.clone(), stream, responses })
     }
 
     /// The leader and its client URLs, if this member knows one.
@@ -111,7 +157,8 @@ impl Driver {
             watches: BTreeMap::new(),
             peers,
         };
-        (driver, Handle { commands }, receiver)
+        let handle = Handle { commands, streams: Arc::new(AtomicU64::new(1)) };
+        (driver, handle, receiver)
     }
 
     /// The node's clock: time since the process started.
@@ -194,8 +241,8 @@ impl Driver {
         for output in outputs {
             match output {
                 Output::Send { to, message } => {
-                    let members = self.host.node().members();
-                    self.peers.send(to, message, &members);
+                    let host = &self.host;
+                    self.peers.send(to, message, || host.node().members());
                 }
                 Output::Respond { id, result } => {
                     if let Some(reply) = self.pending.remove(&id) {

@@ -32,13 +32,17 @@ pub struct Peers {
 
 impl Peers {
     /// Queues `message` for member `to`, starting its sender task if needed (`members` says
-    /// where it listens). A member with no peer URL is unreachable: the message is dropped.
-    pub fn send(&mut self, to: u64, message: Message, members: &[Member]) {
-        if let Some(queue) = self.queues.get(&to) {
-            if queue.send(message.clone()).is_ok() {
-                return;
-            }
-        }
+    /// where it listens; asked only then). A member with no peer URL is unreachable: the
+    /// message is dropped.
+    pub fn send(&mut self, to: u64, message: Message, members: impl FnOnce() -> Vec<Member>) {
+        let message = match self.queues.get(&to) {
+            Some(queue) => match queue.send(message) {
+                Ok(()) => return,
+                Err(closed) => closed.0,
+            },
+            None => message,
+        };
+        let members = members();
         let Some(url) = members.iter().find(|m| m.id == to).and_then(|m| m.peer_urls.first())
         else {
             return;

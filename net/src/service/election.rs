@@ -4,26 +4,22 @@
 //! leader's value; Leader reads it; Observe streams every change of leader or value; Resign
 //! deletes the leader's key.
 
-use super::lock::{create_or_keep, prefix_end, wait_for_predecessors};
+use super::lock::{create_or_keep, name_prefix, prefix_end, wait_for_predecessors};
 use super::{status, token};
 use crate::convert::kv::{header, key_value};
-use crate::driver::{Command, Handle};
+use crate::driver::Handle;
 use crate::proto::v3electionpb as pb;
 use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use stead_core::api::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, KeyValue, PutRequest,
     RangeRequest, Request, RequestOp, Response, ResponseHeader, SortOrder, SortTarget, TxnRequest,
-    WatchCreateRequest, WatchRequest,
+    WatchCreateRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request as Call, Response as Answer, Status};
-
-/// Watch stream ids for Observe, apart from clients' and the lock's.
-static NEXT_STREAM: AtomicU64 = AtomicU64::new(1 << 56);
 
 fn not_leader() -> Status {
     Status::unknown("election: not leader")
@@ -45,19 +41,13 @@ impl ElectionService {
     }
 }
 
-fn prefix(name: &[u8]) -> Vec<u8> {
-    let mut prefix = name.to_vec();
-    prefix.push(b'/');
-    prefix
-}
-
 /// The current leader's key-value, if any.
 async fn leader(
     handle: &Handle,
     token: &Option<String>,
     name: &[u8],
 ) -> Result<(Option<KeyValue>, ResponseHeader), Error> {
-    let prefix = prefix(name);
+    let prefix = name_prefix(name);
     let first = RangeRequest {
         key: prefix.clone(),
         range_end: prefix_end(&prefix),
@@ -103,7 +93,7 @@ impl Election for ElectionService {
     ) -> Result<Answer<pb::CampaignResponse>, Status> {
         let token = token(&call);
         let body = call.into_inner();
-        let prefix = prefix(&body.name);
+        let prefix = name_prefix(&body.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
         let (rev, _, existing) =
@@ -162,16 +152,19 @@ impl Election for ElectionService {
         let handle = self.handle.clone();
         let (out, observed) = mpsc::channel(16);
         tokio::spawn(async move {
-            let prefix = prefix(&name);
-            let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
-            let (sink, mut events) = mpsc::unbounded_channel();
+            let prefix = name_prefix(&name);
             let create = WatchCreateRequest {
                 key: prefix.clone(),
                 range_end: prefix_end(&prefix),
                 ..Default::default()
             };
-            let request = WatchRequest::Create(create);
-            handle.send(Command::Watch { stream, token: token.clone(), request, sink: Some(sink) });
+            let mut events = match handle.open_watch(token.clone(), create) {
+                Ok(watch) => watch,
+                Err(error) => {
+                    let _ = out.send(Err(status(error))).await;
+                    return;
+                }
+            };
             let mut last: Option<(Vec<u8>, i64)> = None;
             loop {
                 match leader(&handle, &token, &name).await {
@@ -194,12 +187,11 @@ impl Election for ElectionService {
                         break;
                     }
                 }
-                match events.recv().await {
+                match events.next().await {
                     Some(Ok(_)) => {}
                     _ => break,
                 }
             }
-            handle.send(Command::WatchClosed { stream });
         });
         Ok(Answer::new(Box::pin(ReceiverStream::new(observed))))
     }

@@ -6,20 +6,15 @@
 
 use super::{status, token, unexpected};
 use crate::convert::kv::header;
-use crate::driver::{Command, Handle};
+use crate::driver::Handle;
 use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
-use std::sync::atomic::{AtomicU64, Ordering};
 use stead_core::api::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, EventKind, PutRequest,
     RangeRequest, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder, SortTarget,
-    TxnRequest, WatchCreateRequest, WatchRequest,
+    TxnRequest, WatchCreateRequest,
 };
-use tokio::sync::mpsc;
 use tonic::{Request as Call, Response as Answer, Status};
-
-/// Watch stream ids for the server's own waits, far above those of client streams.
-static NEXT_STREAM: AtomicU64 = AtomicU64::new(1 << 48);
 
 /// The Lock service of one member.
 pub struct LockService {
@@ -31,6 +26,13 @@ impl LockService {
     pub fn server(handle: Handle) -> LockServer<LockService> {
         LockServer::new(LockService { handle })
     }
+}
+
+/// The prefix under which a lock's or an election's keys live: `<name>/`.
+pub fn name_prefix(name: &[u8]) -> Vec<u8> {
+    let mut prefix = name.to_vec();
+    prefix.push(b'/');
+    prefix
 }
 
 /// The end of the prefix range of `prefix` (etcd's `GetPrefixRangeEnd`).
@@ -114,30 +116,21 @@ async fn wait_for_delete(
     key: &[u8],
     from: i64,
 ) -> Result<(), Error> {
-    let stream = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
-    let (sink, mut responses) = mpsc::unbounded_channel();
     let create =
         WatchCreateRequest { key: key.to_vec(), start_revision: from, ..Default::default() };
-    let request = WatchRequest::Create(create);
-    let sent =
-        handle.send(Command::Watch { stream, token: token.clone(), request, sink: Some(sink) });
-    if !sent {
-        return Err(Error::Server(stead_core::api::ServerError::Stopped));
-    }
-    let outcome = loop {
-        match responses.recv().await {
-            Some(Ok(response)) if response.canceled => break Ok(()),
+    let mut watch = handle.open_watch(token.clone(), create)?;
+    loop {
+        match watch.next().await {
+            Some(Ok(response)) if response.canceled => return Ok(()),
             Some(Ok(response)) => {
                 if response.events.iter().any(|e| e.kind == EventKind::Delete) {
-                    break Ok(());
+                    return Ok(());
                 }
             }
-            Some(Err(error)) => break Err(error),
-            None => break Err(Error::Server(stead_core::api::ServerError::Stopped)),
+            Some(Err(error)) => return Err(error),
+            None => return Err(Error::Server(stead_core::api::ServerError::Stopped)),
         }
-    };
-    handle.send(Command::WatchClosed { stream });
-    outcome
+    }
 }
 
 #[tonic::async_trait]
@@ -145,15 +138,14 @@ impl Lock for LockService {
     async fn lock(&self, call: Call<LockRequest>) -> Result<Answer<LockResponse>, Status> {
         let token = token(&call);
         let body = call.into_inner();
-        let mut prefix = body.name.clone();
-        prefix.push(b'/');
+        let prefix = name_prefix(&body.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
         let (revision, _, _) =
             create_or_keep(&self.handle, &token, &key, b"", body.lease).await.map_err(status)?;
-        let header =
+        let latest =
             wait_for_predecessors(&self.handle, &token, &prefix, revision).await.map_err(status)?;
-        Ok(Answer::new(LockResponse { header: super::super::convert::kv::header(header), key }))
+        Ok(Answer::new(LockResponse { header: header(latest), key }))
     }
 
     async fn unlock(&self, call: Call<UnlockRequest>) -> Result<Answer<UnlockResponse>, Status> {

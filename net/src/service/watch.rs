@@ -10,7 +10,6 @@ use crate::driver::{Command, Handle};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use stead_core::api::{WatchCreateRequest, WatchFilter, WatchRequest, WatchResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -20,13 +19,12 @@ use tonic::{Request as Call, Response as Answer, Status, Streaming};
 /// The Watch service of one member.
 pub struct WatchService {
     handle: Handle,
-    next_stream: AtomicU64,
 }
 
 impl WatchService {
     /// The service for the member behind `handle`.
     pub fn server(handle: Handle) -> WatchServer<WatchService> {
-        WatchServer::new(WatchService { handle, next_stream: AtomicU64::new(1) })
+        WatchServer::new(WatchService { handle })
     }
 }
 
@@ -85,7 +83,7 @@ impl Watch for WatchService {
         call: Call<Streaming<pb::WatchRequest>>,
     ) -> Result<Answer<Self::WatchStream>, Status> {
         let token = token(&call);
-        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let stream = self.handle.new_stream();
         let (sink, responses) = mpsc::unbounded_channel();
         let handle = self.handle.clone();
         let mut inbound = call.into_inner();
