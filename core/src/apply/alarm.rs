@@ -54,6 +54,11 @@ impl Alarms {
         }
     }
 
+    /// Whether this alarm is raised for this member.
+    pub fn contains(&self, member: &AlarmMember) -> bool {
+        self.raised.contains(member)
+    }
+
     /// Whether any member has an alarm of this kind raised.
     pub fn is_raised(&self, alarm: AlarmType) -> bool {
         self.raised.iter().any(|raised| raised.alarm == alarm)

@@ -541,21 +541,18 @@ impl StateMachine {
             Request::HashReport(report) => {
                 let voters = self.membership.voter_ids();
                 for member_id in self.hash_checks.record(report, &voters) {
-                    let raise = AlarmRequest {
-                        action: crate::api::AlarmAction::Activate,
-                        member_id,
-                        alarm: AlarmType::Corrupt,
-                    };
-                    if !self
-                        .alarms
-                        .all()
-                        .contains(&AlarmMember { member_id, alarm: AlarmType::Corrupt })
-                    {
+                    let corrupt = AlarmMember { member_id, alarm: AlarmType::Corrupt };
+                    if !self.alarms.contains(&corrupt) {
                         tracing::error!(
                             member_id,
                             "corruption check: digest differs from the majority's"
                         );
-                        self.alarms.apply(&raise);
+                        let action = crate::api::AlarmAction::Activate;
+                        self.alarms.apply(&AlarmRequest {
+                            action,
+                            member_id,
+                            alarm: corrupt.alarm,
+                        });
                     }
                 }
                 Response::Empty(current(&self.kv))

@@ -32,6 +32,26 @@ fn apply(
     store.apply(&request, caller, 10).map(|(response, _)| response)
 }
 
+/// Adds the `root` user with the `root` role.
+fn add_root(store: &mut AuthStore) {
+    apply(store, user_add("root", "pw"), None).unwrap();
+    let role = AuthRequest::UserGrantRole { user: "root".into(), role: "root".into() };
+    apply(store, role, None).unwrap();
+}
+
+/// Auth enabled, with `root` and a user `u` whose role `w` may write `[key, end)`.
+fn enabled_with_writer(key: &str, end: &str) -> AuthStore {
+    let mut store = AuthStore::default();
+    add_root(&mut store);
+    apply(&mut store, AuthRequest::RoleAdd { name: "w".into() }, None).unwrap();
+    apply(&mut store, grant("w", PermissionType::Write, key, end), None).unwrap();
+    apply(&mut store, user_add("u", "pw"), None).unwrap();
+    let role = AuthRequest::UserGrantRole { user: "u".into(), role: "w".into() };
+    apply(&mut store, role, None).unwrap();
+    apply(&mut store, AuthRequest::Enable, None).unwrap();
+    store
+}
+
 fn range(key: &str, end: &str) -> Request {
     Request::Range(RangeRequest { key: key.into(), range_end: end.into(), ..Default::default() })
 }
@@ -99,13 +119,7 @@ fn authenticate_issues_index_tokens_only_while_enabled() {
         checked_revision,
     };
     assert_eq!(apply(&mut store, authenticate("root", 1), None), Err(E::AuthNotEnabled));
-    apply(&mut store, user_add("root", "pw"), None).unwrap();
-    apply(
-        &mut store,
-        AuthRequest::UserGrantRole { user: "root".into(), role: "root".into() },
-        None,
-    )
-    .unwrap();
+    add_root(&mut store);
     let no_password = AuthRequest::UserAdd {
         name: "svc".into(),
         password: String::new(),
@@ -207,13 +221,7 @@ fn user_and_role_management_rules() {
 #[test]
 fn root_is_protected_while_enabled_and_users_see_themselves() {
     let mut store = AuthStore::default();
-    apply(&mut store, user_add("root", "pw"), None).unwrap();
-    apply(
-        &mut store,
-        AuthRequest::UserGrantRole { user: "root".into(), role: "root".into() },
-        None,
-    )
-    .unwrap();
+    add_root(&mut store);
     apply(&mut store, AuthRequest::RoleAdd { name: "root".into() }, None).unwrap();
     apply(&mut store, AuthRequest::RoleAdd { name: "dev".into() }, None).unwrap();
     apply(&mut store, user_add("bob", "pw"), None).unwrap();
@@ -246,20 +254,7 @@ fn root_is_protected_while_enabled_and_users_see_themselves() {
 
 #[test]
 fn a_caller_checked_before_a_change_is_refused() {
-    let mut store = AuthStore::default();
-    apply(&mut store, user_add("root", "pw"), None).unwrap();
-    apply(
-        &mut store,
-        AuthRequest::UserGrantRole { user: "root".into(), role: "root".into() },
-        None,
-    )
-    .unwrap();
-    apply(&mut store, AuthRequest::RoleAdd { name: "w".into() }, None).unwrap();
-    apply(&mut store, grant("w", PermissionType::Write, "k", "\0"), None).unwrap();
-    apply(&mut store, user_add("u", "pw"), None).unwrap();
-    apply(&mut store, AuthRequest::UserGrantRole { user: "u".into(), role: "w".into() }, None)
-        .unwrap();
-    apply(&mut store, AuthRequest::Enable, None).unwrap();
+    let mut store = enabled_with_writer("k", "\0");
     let stale = as_user("u", &store);
     assert_eq!(check_request(&store, Some(&stale), &put("k1"), no_leases), Ok(()));
     let root = as_user("root", &store);
@@ -279,20 +274,7 @@ fn a_caller_checked_before_a_change_is_refused() {
 
 #[test]
 fn every_key_a_write_touches_needs_permission() {
-    let mut store = AuthStore::default();
-    apply(&mut store, user_add("root", "pw"), None).unwrap();
-    apply(
-        &mut store,
-        AuthRequest::UserGrantRole { user: "root".into(), role: "root".into() },
-        None,
-    )
-    .unwrap();
-    apply(&mut store, AuthRequest::RoleAdd { name: "w".into() }, None).unwrap();
-    apply(&mut store, grant("w", PermissionType::Write, "a", "m"), None).unwrap();
-    apply(&mut store, user_add("u", "pw"), None).unwrap();
-    apply(&mut store, AuthRequest::UserGrantRole { user: "u".into(), role: "w".into() }, None)
-        .unwrap();
-    apply(&mut store, AuthRequest::Enable, None).unwrap();
+    let store = enabled_with_writer("a", "m");
     let u = as_user("u", &store);
     let leases = |id: i64| if id == 5 { vec![b"z".to_vec()] } else { vec![b"b".to_vec()] };
     let check = |request: &Request| check_request(&store, Some(&u), request, leases);

@@ -34,6 +34,11 @@ pub enum TokenLookup {
 }
 
 impl TokenTable {
+    /// The index of the Authenticate entry a token names (`<prefix>.<index>`), if well formed.
+    pub fn entry_index(token: &str) -> Option<u64> {
+        token.split_once('.').and_then(|(_, index)| index.parse().ok())
+    }
+
     /// A fresh random token prefix (16 ASCII letters) from the member's seeded RNG.
     pub fn new_prefix(rng: &mut impl Rng) -> String {
         const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -48,8 +53,7 @@ impl TokenTable {
     /// The user of `token`, given that this member applied up to `applied`; a use extends the
     /// token's life.
     pub fn lookup(&mut self, token: &str, applied: u64, now: Instant) -> TokenLookup {
-        let Some(index) = token.split_once('.').and_then(|(_, index)| index.parse::<u64>().ok())
-        else {
+        let Some(index) = TokenTable::entry_index(token) else {
             return TokenLookup::Invalid;
         };
         match self.tokens.get_mut(token) {

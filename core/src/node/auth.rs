@@ -65,7 +65,7 @@ impl Node {
         let now = self.now;
         let parked = std::mem::take(&mut self.parked);
         for request in parked {
-            let ready = request.token.split_once('.').and_then(|(_, i)| i.parse::<u64>().ok());
+            let ready = TokenTable::entry_index(&request.token);
             if ready.is_some_and(|index| index <= applied) {
                 self.client_request(request.client, Some(request.token), request.request);
             } else if request.deadline <= now {

@@ -170,9 +170,8 @@ impl Node {
         };
         let request = match request {
             Request::Cluster(cluster) => {
-                let admin_only = !matches!(cluster, ClusterRequest::MemberList);
-                if let Err(error) = self.require_admin(caller.as_ref()) {
-                    if admin_only {
+                if !matches!(cluster, ClusterRequest::MemberList) {
+                    if let Err(error) = self.require_admin(caller.as_ref()) {
                         return self.respond(client, Err(error));
                     }
                 }

@@ -113,7 +113,7 @@ impl Node {
         let recently = self
             .alarm_proposed
             .is_some_and(|at| self.now.since(at) < self.config.request_timeout());
-        if self.machine.alarms().all().contains(&member) || recently {
+        if self.machine.alarms().contains(&member) || recently {
             return;
         }
         tracing::warn!(member = self.config.id, ?kind, "raising an alarm");
