@@ -4,22 +4,14 @@
 //! raft terms) is masked. Same ports and token mean etcd's member and cluster ids must come out
 //! the same too. CI installs `etcd-server` and `etcd-client`; without them this test fails.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 40_000 + (std::process::id() % 10_000) as u16;
-    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    common::free_port(40_000)
 }
 
 struct Ports {
@@ -57,9 +49,7 @@ fn start(binary: &str, ports: &Ports, root: &Path) -> Vec<Child> {
 
 fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
+    let mut child = common::etcdctl(endpoints)
         .arg("--command-timeout=10s")
         .args(args)
         .stdin(Stdio::piped())

@@ -2,7 +2,8 @@
 //! real `etcdctl` (ETCDCTL_API=3, etcd 3.4's). CI installs `etcd-client`; without `etcdctl`
 //! these tests fail rather than pass vacuously.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,23 +44,8 @@ mod tempdir {
     }
 }
 
-/// A port no other test of this process was given, and free now (tests run in parallel, and a
-/// port the OS hands out twice would make two members collide).
 fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        20_000 + (std::process::id() % 20_000) as u16,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    common::free_port(20_000)
 }
 
 impl Cluster {
@@ -132,9 +118,7 @@ impl Cluster {
 
     /// Runs etcdctl against `endpoints`; returns its output.
     fn etcdctl(&self, endpoints: &str, args: &[&str]) -> Output {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        common::etcdctl(endpoints)
             .arg("--command-timeout=10s")
             .args(args)
             .output()
@@ -402,9 +386,7 @@ impl Cluster {
     /// Runs etcdctl with `input` on stdin; returns stdout.
     fn etcdctl_stdin(&self, endpoints: &str, args: &[&str], input: &str) -> String {
         use std::io::Write;
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        let mut child = common::etcdctl(endpoints)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -417,9 +399,7 @@ impl Cluster {
 
     /// Runs a long-lived etcdctl command (watch, elect) for two seconds; returns its output.
     fn timed_watch(&self, endpoints: &str, args: &[&str]) -> String {
-        let child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        let child = common::etcdctl(endpoints)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

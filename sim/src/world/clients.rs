@@ -199,14 +199,19 @@ impl World {
         }
         if let Some(member) = self.workload_member() {
             if let Some(label) = self.fault_fires("compact") {
-                self.compacted = revision;
-                let id = self.admin_request_id();
-                let request = Request::Compact(CompactionRequest { revision, physical: true });
-                self.input(member, Input::Client { id, token: None, request });
+                self.compact_at(member, revision);
                 self.log_fault(label, format!("member {member} compacts at revision {revision}"));
             }
         }
         self.schedule_fault(self.scenario.compaction.every_ms, Event::Compact);
+    }
+
+    /// Asks `member` to compact at `revision` (below what the world has recorded).
+    pub(super) fn compact_at(&mut self, member: u64, revision: i64) {
+        self.compacted = revision;
+        let id = self.admin_request_id();
+        let request = Request::Compact(CompactionRequest { revision, physical: true });
+        self.input(member, Input::Client { id, token: None, request });
     }
 
     pub(super) fn client_timeout(&mut self, op: usize) {

@@ -12,8 +12,7 @@ use super::churn::Admin;
 use super::{Event, World};
 use crate::check::Violation;
 use stead_core::api::{
-    AlarmAction, AlarmRequest, AlarmType, CompactionRequest, Error, MaintenanceRequest, Request,
-    Response,
+    AlarmAction, AlarmRequest, AlarmType, Error, MaintenanceRequest, Request, Response,
 };
 use stead_core::node::{Input, Node};
 use stead_core::time::Duration;
@@ -26,10 +25,7 @@ impl World {
         let Some(member) = self.workload_member() else { return };
         let revision = self.logged_revision - self.scenario.quota.keep_revisions;
         if revision > self.compacted.max(1) {
-            self.compacted = revision;
-            let id = self.admin_request_id();
-            let request = Request::Compact(CompactionRequest { revision, physical: true });
-            self.input(member, Input::Client { id, token: None, request });
+            self.compact_at(member, revision);
         }
         let list = AlarmRequest { action: AlarmAction::Get, member_id: 0, alarm: AlarmType::None };
         self.operator_send(member, Admin::AlarmList, list);
