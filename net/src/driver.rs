@@ -3,12 +3,15 @@
 //!
 //! Everything reaches it as a [`Command`] on one channel: client requests (answered through a
 //! oneshot), watch stream messages, raft messages from peers. Each turn handles every command
-//! waiting (up to a bound), then syncs the WAL once for all of them (group commit) before the
-//! node's outputs that depend on it go out. Ticks come from the real clock at the node's
+//! waiting (up to a bound). WAL syncs run on the blocking pool, one at a time, each covering
+//! every batch appended before it started (group commit), while the member goes on handling
+//! commands; the node's outputs that wait for a batch go out when its sync completes. Ticks
+//! come from the real clock at the node's
 //! `poll_timeout`. Decisions stay in the core: this loop only moves data.
 
 use crate::peer::Peers;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use stead_core::api::{
@@ -17,8 +20,9 @@ use stead_core::api::{
 use stead_core::node::{ClientId, Input, Output};
 use stead_core::time::Instant;
 use stead_core::watch::StreamId;
-use stead_store::host::{Host, HostError};
+use stead_store::host::{Host, HostError, PendingSync};
 use stead_store::RealDisk;
+use stead_store::StoreError;
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands handled per turn before the WAL is synced.
@@ -139,12 +143,14 @@ pub struct Driver {
     pending: BTreeMap<ClientId, oneshot::Sender<Result<Response, Error>>>,
     watches: BTreeMap<StreamId, mpsc::UnboundedSender<Result<WatchResponse, Error>>>,
     peers: Peers,
+    files: SyncFiles,
 }
 
 impl Driver {
-    /// A driver for `host`, whose clock started at `start`, and the handle to reach it.
+    /// A driver for `host` (its data dir at `root`), whose clock started at `start`, and the handle to reach it.
     pub fn new(
         host: Host<RealDisk>,
+        root: &Path,
         start: tokio::time::Instant,
         peers: Peers,
     ) -> (Driver, Handle, mpsc::UnboundedReceiver<Command>) {
@@ -156,6 +162,7 @@ impl Driver {
             pending: BTreeMap::new(),
             watches: BTreeMap::new(),
             peers,
+            files: SyncFiles { root: root.to_path_buf(), open: None },
         };
         let handle = Handle { commands, streams: Arc::new(AtomicU64::new(1)) };
         (driver, handle, receiver)
@@ -172,10 +179,35 @@ impl Driver {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), HostError> {
+        // The sync in flight: the batches it covers and where its outcome arrives.
+        let mut syncing: Option<(PendingSync, oneshot::Receiver<std::io::Result<()>>)> = None;
         loop {
+            if syncing.is_none() {
+                if let Some(sync) = self.host.begin_sync()? {
+                    let done = self.files.sync(sync.path.as_deref());
+                    syncing = Some((sync, done));
+                }
+            }
             let wake = self.host.node().poll_timeout();
             let deadline = self.start + std::time::Duration::from_nanos(wake.as_nanos());
+            let synced = async {
+                match syncing.as_mut() {
+                    Some((_, done)) => done.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                outcome = synced => {
+                    let (sync, _) = syncing.take().expect("a sync was in flight");
+                    let path = sync.path.clone().unwrap_or_default();
+                    match outcome {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => return Err(sync_failed(&path, error)),
+                        Err(_) => return Err(sync_failed(&path, std::io::Error::other("the sync thread ended"))),
+                    }
+                    let outputs = self.host.finish_sync(sync)?;
+                    self.route(outputs)?;
+                }
                 command = commands.recv() => {
                     let Some(command) = command else { return Ok(()) };
                     self.command(command)?;
@@ -190,10 +222,6 @@ impl Driver {
                     let now = self.now();
                     self.input(Input::Tick { now })?;
                 }
-            }
-            while self.host.unsynced() {
-                let outputs = self.host.sync()?;
-                self.route(outputs)?;
             }
         }
     }
@@ -273,4 +301,44 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// Runs WAL syncs on the blocking pool, so the member keeps handling requests (and appending
+/// the next batch) while the disk syncs: group commit without stalling the member's task.
+struct SyncFiles {
+    root: PathBuf,
+    /// The segment synced last, kept open.
+    open: Option<(PathBuf, Arc<std::fs::File>)>,
+}
+
+impl SyncFiles {
+    /// Starts syncing `path` (none: already durable); the outcome arrives on the receiver.
+    fn sync(&mut self, path: Option<&Path>) -> oneshot::Receiver<std::io::Result<()>> {
+        let (done, outcome) = oneshot::channel();
+        let Some(path) = path else {
+            let _ = done.send(Ok(()));
+            return outcome;
+        };
+        let file = match &self.open {
+            Some((open, file)) if open == path => Ok(file.clone()),
+            _ => std::fs::OpenOptions::new().write(true).open(self.root.join(path)).map(Arc::new),
+        };
+        let file = match file {
+            Ok(file) => file,
+            Err(error) => {
+                let _ = done.send(Err(error));
+                return outcome;
+            }
+        };
+        self.open = Some((path.to_path_buf(), file.clone()));
+        tokio::task::spawn_blocking(move || {
+            let _ = done.send(file.sync_data());
+        });
+        outcome
+    }
+}
+
+/// A failed WAL sync stops the member, as it stops etcd.
+fn sync_failed(path: &Path, error: std::io::Error) -> HostError {
+    HostError::Store(StoreError::Io { op: "sync", path: path.to_path_buf(), source: error })
 }

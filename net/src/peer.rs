@@ -1,10 +1,11 @@
-//! The peer transport: raft messages between members over gRPC (`steadpeer.Peer/Send`).
+//! The peer transport: raft messages between members over gRPC (`steadpeer.Peer/Stream`).
 //!
 //! Each peer gets one sender task with a queue. The task connects to the peer's first peer URL
-//! (from the membership the node applied), then sends whatever is queued as one batch per call,
-//! in order. When a call fails it reconnects with backoff; messages queued meanwhile beyond a
-//! bound are dropped, which raft tolerates (it retries). Received batches are handed to the
-//! member's task in order.
+//! (from the membership the node applied) and opens one long-lived client stream, then sends
+//! whatever is queued as one batch per stream message, in order, without waiting for replies.
+//! When the stream ends it reconnects with backoff; messages queued meanwhile beyond a bound are
+//! dropped, which raft tolerates (it retries). Received batches are handed to the member's task
+//! in order.
 
 use crate::driver::{Command, Handle};
 use crate::proto::steadpeer::peer_client::PeerClient;
@@ -19,6 +20,8 @@ use tokio::sync::mpsc;
 
 /// The most messages one call carries.
 const BATCH_MAX: usize = 512;
+/// Batches encoded but not yet taken by the connection.
+const STREAM_BATCHES: usize = 64;
 /// Messages held for a peer that cannot be reached; older ones beyond this are dropped.
 const QUEUE_MAX: usize = 10_000;
 /// The largest message a member sends or accepts (a snapshot travels as one message).
@@ -54,41 +57,62 @@ impl Peers {
     }
 }
 
-/// Sends a peer's queue, batch by batch, reconnecting as needed.
+/// Sends a peer's queue on one long-lived stream, batch by batch, reconnecting as needed.
 async fn sender(to: u64, url: String, mut queue: mpsc::UnboundedReceiver<Message>) {
     let mut backoff = Duration::from_millis(50);
-    let mut client: Option<PeerClient<tonic::transport::Channel>> = None;
+    // Connect only once there is something to send.
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
-            match queue.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(_) => break,
+        let mut client = match connect(&url).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::debug!(peer = to, %url, %error, "peer unreachable");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                shed(&mut queue);
+                continue;
             }
-        }
-        if client.is_none() {
-            match connect(&url).await {
-                Ok(connected) => client = Some(connected),
-                Err(error) => {
-                    tracing::debug!(peer = to, %url, %error, "peer unreachable");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    shed(&mut queue);
-                    continue;
+        };
+        backoff = Duration::from_millis(50);
+        let (batches, outgoing) = mpsc::channel(STREAM_BATCHES);
+        let call = client.stream(tokio_stream::wrappers::ReceiverStream::new(outgoing));
+        tokio::pin!(call);
+        let mut next = Some(first);
+        loop {
+            let first = match next.take() {
+                Some(message) => message,
+                None => tokio::select! {
+                    message = queue.recv() => match message {
+                        Some(message) => message,
+                        None => return,
+                    },
+                    ended = &mut call => {
+                        tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
+                        break;
+                    }
+                },
+            };
+            let batch = encode(first, &mut queue);
+            tokio::select! {
+                sent = batches.send(batch) => if sent.is_err() { break },
+                ended = &mut call => {
+                    tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
+                    break;
                 }
             }
         }
-        let messages = batch.iter().map(|m| m.write_to_bytes().expect("raft messages encode"));
-        let request = RaftBatch { messages: messages.collect() };
-        let sent = client.as_mut().expect("connected").send(request).await;
-        match sent {
-            Ok(_) => backoff = Duration::from_millis(50),
-            Err(status) => {
-                tracing::debug!(peer = to, %status, "peer send failed");
-                client = None;
-            }
+    }
+}
+
+/// `first` and whatever else is queued (up to [`BATCH_MAX`]), encoded as one batch.
+fn encode(first: Message, queue: &mut mpsc::UnboundedReceiver<Message>) -> RaftBatch {
+    let mut messages = vec![first.write_to_bytes().expect("raft messages encode")];
+    while messages.len() < BATCH_MAX {
+        match queue.try_recv() {
+            Ok(message) => messages.push(message.write_to_bytes().expect("raft messages encode")),
+            Err(_) => break,
         }
     }
+    RaftBatch { messages }
 }
 
 async fn connect(
@@ -127,15 +151,19 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn send(
+    async fn stream(
         &self,
-        request: tonic::Request<RaftBatch>,
+        request: tonic::Request<tonic::Streaming<RaftBatch>>,
     ) -> Result<tonic::Response<RaftAck>, tonic::Status> {
-        for bytes in request.into_inner().messages {
-            let message = Message::parse_from_bytes(&bytes)
-                .map_err(|e| tonic::Status::invalid_argument(format!("bad raft message: {e}")))?;
-            if !self.handle.send(Command::Peer(message)) {
-                return Err(tonic::Status::unavailable("etcdserver: server stopped"));
+        let mut batches = request.into_inner();
+        while let Some(batch) = batches.message().await? {
+            for bytes in batch.messages {
+                let message = Message::parse_from_bytes(&bytes).map_err(|e| {
+                    tonic::Status::invalid_argument(format!("bad raft message: {e}"))
+                })?;
+                if !self.handle.send(Command::Peer(message)) {
+                    return Err(tonic::Status::unavailable("etcdserver: server stopped"));
+                }
             }
         }
         Ok(tonic::Response::new(RaftAck {}))

@@ -14,6 +14,9 @@ use stead_store::host::Host;
 use stead_store::wal::WalConfig;
 use stead_store::RealDisk;
 
+/// How long client calls in flight may take to finish once the member is told to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs a member until it is told to stop or its store fails.
 pub async fn run(flags: Flags) -> Result<(), String> {
     if flags.wal_dir.is_some() {
@@ -44,7 +47,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let peer_addr = first_addr(&flags.listen_peer_urls)?;
     let client_listener = bind(client_addr, "--listen-client-urls").await?;
     let peer_listener = bind(peer_addr, "--listen-peer-urls").await?;
-    let (driver, handle, commands) = Driver::new(host, start, Peers::default());
+    let (driver, handle, commands) = Driver::new(host, &data_dir, start, Peers::default());
     let member = tokio::spawn(driver.run(commands));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -84,9 +87,11 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             Err(error) => Err(format!("the member's task failed: {error}")),
         },
     };
+    // Client calls in flight get a moment to finish; peer streams never end by themselves (the
+    // other members keep theirs open), so the peer server just stops.
     let _ = stop.send(true);
-    let _ = clients.await;
-    let _ = peers.await;
+    peers.abort();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, clients).await;
     outcome
 }
 

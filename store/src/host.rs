@@ -44,6 +44,15 @@ pub enum HostError {
     DataDir(String),
 }
 
+/// A WAL sync handed out by [`Host::begin_sync`]: the file to fdatasync (relative to the disk's
+/// root; `None` if it is already durable) before [`Host::finish_sync`].
+#[derive(Debug)]
+pub struct PendingSync {
+    batch: u64,
+    /// The WAL segment to sync.
+    pub path: Option<std::path::PathBuf>,
+}
+
 /// One member: its node and its store.
 pub struct Host<D: Disk> {
     node: Node,
@@ -162,6 +171,28 @@ impl<D: Disk + Clone> Host<D> {
         let Some(batch) = self.unsynced_batch.take() else { return Ok(Vec::new()) };
         self.wal.sync()?;
         self.node.handle(Input::Persisted { batch });
+        self.drain()
+    }
+
+    /// Starts a sync to run off the member's thread, for a driver that keeps handling inputs
+    /// while the disk syncs (the real runtime): every batch appended so far is covered once the
+    /// returned file is synced; then [`Host::finish_sync`] reports them persisted. `None` if
+    /// nothing waits.
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, HostError> {
+        let Some(batch) = self.unsynced_batch else { return Ok(None) };
+        let Some(path) = self.wal.begin_sync()? else {
+            // A cut or a snapshot marker already synced the batch.
+            self.unsynced_batch = None;
+            return Ok(Some(PendingSync { batch, path: None }));
+        };
+        self.unsynced_batch = None;
+        Ok(Some(PendingSync { batch, path: Some(path) }))
+    }
+
+    /// Reports the batches a [`PendingSync`] covered persisted, once its file is synced;
+    /// returns the outputs that leave the host as a result.
+    pub fn finish_sync(&mut self, sync: PendingSync) -> Result<Vec<Output>, HostError> {
+        self.node.handle(Input::Persisted { batch: sync.batch });
         self.drain()
     }
 

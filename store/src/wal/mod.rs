@@ -224,6 +224,20 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
+    /// Hands the sync of everything appended so far to the caller: returns the path of the
+    /// segment to fdatasync (relative to the disk's root), or `None` if nothing waits. The WAL
+    /// counts those records durable from now on, so the caller must sync the file before it
+    /// reports them persisted, and must stop the member if that sync fails. A later cut to a
+    /// new segment still syncs the old one itself.
+    pub fn begin_sync(&mut self) -> Result<Option<PathBuf>, StoreError> {
+        self.usable()?;
+        if !self.unsynced {
+            return Ok(None);
+        }
+        self.unsynced = false;
+        Ok(Some(self.tail().path.clone()))
+    }
+
     /// Appends and syncs a snapshot marker: replays may start from `position` from now on.
     pub fn save_snapshot_marker(&mut self, position: WalPosition) -> Result<(), StoreError> {
         self.usable()?;

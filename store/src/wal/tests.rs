@@ -240,3 +240,35 @@ fn the_first_sync_after_reopening_makes_earlier_unsynced_records_durable() {
     let (_, contents) = reopen(&disk, WalPosition::default()).unwrap();
     assert_eq!(indexes(&contents), [(1, 1)], "acknowledged by the sync after reopening");
 }
+
+#[test]
+fn a_handed_out_sync_covers_what_was_appended_before_it() {
+    let disk = MemDisk::new();
+    let mut wal = Wal::create(disk.clone(), dir(), b"", WalConfig::default()).unwrap();
+    assert_eq!(wal.begin_sync().unwrap(), None, "nothing appended: nothing to sync");
+    wal.append(Some(&hard_state(1, 0)), &[entry(1, 1)]).unwrap();
+    let path = wal.begin_sync().unwrap().expect("the tail waits for a sync");
+    assert_eq!(wal.begin_sync().unwrap(), None, "handed out once");
+    // Appended while the handed-out sync is in flight: needs a sync of its own.
+    wal.append(None, &[entry(2, 1)]).unwrap();
+    let mut syncer = disk.clone();
+    syncer.sync(&path).unwrap();
+    assert_eq!(wal.begin_sync().unwrap(), Some(path.clone()));
+    // The caller's sync ran after entry 2 was written, so both are durable.
+    disk.crash(&mut |_| 0);
+    let (_, contents) = reopen(&disk, WalPosition::default()).unwrap();
+    assert_eq!(indexes(&contents), [(1, 1), (2, 1)]);
+}
+
+#[test]
+fn records_whose_sync_was_handed_out_are_lost_if_the_caller_never_syncs() {
+    let disk = MemDisk::new();
+    let mut wal = Wal::create(disk.clone(), dir(), b"", WalConfig::default()).unwrap();
+    wal.append(Some(&hard_state(1, 0)), &[entry(1, 1)]).unwrap();
+    wal.sync().unwrap();
+    wal.append(None, &[entry(2, 1)]).unwrap();
+    assert!(wal.begin_sync().unwrap().is_some());
+    disk.crash(&mut |_| 0);
+    let (_, contents) = reopen(&disk, WalPosition::default()).unwrap();
+    assert_eq!(indexes(&contents), [(1, 1)], "the contract: the caller syncs the file");
+}
