@@ -18,7 +18,7 @@ pub struct Flags {
     /// Path to the data directory (default: `<name>.stead`).
     #[arg(long, env = "ETCD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Path to a dedicated WAL directory (not supported yet: the WAL lives in the data dir).
+    /// Path to a dedicated WAL directory (default: `member/wal` in the data dir).
     #[arg(long, env = "ETCD_WAL_DIR")]
     pub wal_dir: Option<PathBuf>,
     /// URLs to listen on for client traffic.
@@ -103,7 +103,7 @@ pub fn socket_addr(url: &str) -> Result<SocketAddr, String> {
 }
 
 /// A comma-separated URL list, each checked.
-fn urls(list: &str) -> Result<Vec<String>, String> {
+pub fn urls(list: &str) -> Result<Vec<String>, String> {
     let urls: Vec<String> = list.split(',').map(|u| u.trim().to_string()).collect();
     for url in &urls {
         socket_addr(url)?;

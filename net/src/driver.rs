@@ -147,10 +147,10 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for `host` (its data dir at `root`), whose clock started at `start`, and the handle to reach it.
+    /// A driver for `host` (whose files `disk` locates), whose clock started at `start`, and the handle to reach it.
     pub fn new(
         host: Host<RealDisk>,
-        root: &Path,
+        disk: RealDisk,
         start: tokio::time::Instant,
         peers: Peers,
     ) -> (Driver, Handle, mpsc::UnboundedReceiver<Command>) {
@@ -162,7 +162,7 @@ impl Driver {
             pending: BTreeMap::new(),
             watches: BTreeMap::new(),
             peers,
-            files: SyncFiles { root: root.to_path_buf(), open: None },
+            files: SyncFiles { disk, open: None },
         };
         let handle = Handle { commands, streams: Arc::new(AtomicU64::new(1)) };
         (driver, handle, receiver)
@@ -306,7 +306,8 @@ impl Driver {
 /// Runs WAL syncs on the blocking pool, so the member keeps handling requests (and appending
 /// the next batch) while the disk syncs: group commit without stalling the member's task.
 struct SyncFiles {
-    root: PathBuf,
+    /// Where the WAL's files are.
+    disk: RealDisk,
     /// The segment synced last, kept open.
     open: Option<(PathBuf, Arc<std::fs::File>)>,
 }
@@ -321,7 +322,7 @@ impl SyncFiles {
         };
         let file = match &self.open {
             Some((open, file)) if open == path => Ok(file.clone()),
-            _ => std::fs::OpenOptions::new().write(true).open(self.root.join(path)).map(Arc::new),
+            _ => std::fs::OpenOptions::new().write(true).open(self.disk.full(path)).map(Arc::new),
         };
         let file = match file {
             Ok(file) => file,

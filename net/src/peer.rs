@@ -8,6 +8,7 @@
 //! in order.
 
 use crate::driver::{Command, Handle};
+use crate::proto::etcdserverpb::{MemberListRequest, MemberListResponse};
 use crate::proto::steadpeer::peer_client::PeerClient;
 use crate::proto::steadpeer::peer_server::{Peer, PeerServer};
 use crate::proto::steadpeer::{RaftAck, RaftBatch};
@@ -31,9 +32,17 @@ pub const MESSAGE_BYTES_MAX: usize = 512 * 1024 * 1024;
 #[derive(Default)]
 pub struct Peers {
     queues: BTreeMap<u64, mpsc::UnboundedSender<Message>>,
+    /// Where members listen before the node has applied the membership (a member that joined
+    /// a running cluster learns it from the log, but must answer the leader before that).
+    known: Vec<Member>,
 }
 
 impl Peers {
+    /// Senders that fall back on `known` for members the node does not know yet.
+    pub fn with_known(known: Vec<Member>) -> Peers {
+        Peers { queues: BTreeMap::new(), known }
+    }
+
     /// Queues `message` for member `to`, starting its sender task if needed (`members` says
     /// where it listens; asked only then). A member with no peer URL is unreachable: the
     /// message is dropped.
@@ -46,8 +55,8 @@ impl Peers {
             None => message,
         };
         let members = members();
-        let Some(url) = members.iter().find(|m| m.id == to).and_then(|m| m.peer_urls.first())
-        else {
+        let member = members.iter().chain(&self.known).find(|m| m.id == to);
+        let Some(url) = member.and_then(|m| m.peer_urls.first()) else {
             return;
         };
         let (queue, receiver) = mpsc::unbounded_channel();
@@ -167,5 +176,13 @@ impl Peer for PeerService {
             }
         }
         Ok(tonic::Response::new(RaftAck {}))
+    }
+
+    async fn members(
+        &self,
+        _request: tonic::Request<MemberListRequest>,
+    ) -> Result<tonic::Response<MemberListResponse>, tonic::Status> {
+        let answer = crate::service::cluster::member_list(&self.handle, None).await?;
+        Ok(tonic::Response::new(answer))
     }
 }

@@ -10,7 +10,7 @@ use crate::service::{
 };
 use std::path::Path;
 use stead_core::time::Instant;
-use stead_store::host::Host;
+use stead_store::host::{Host, WAL_DIR};
 use stead_store::wal::WalConfig;
 use stead_store::RealDisk;
 
@@ -19,18 +19,25 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs a member until it is told to stop or its store fails.
 pub async fn run(flags: Flags) -> Result<(), String> {
-    if flags.wal_dir.is_some() {
-        return Err("--wal-dir is not supported yet: the WAL lives in --data-dir".into());
-    }
-    let config = flags.node_config(rand::random())?;
+    let mut config = flags.node_config(rand::random())?;
     let data_dir = flags.data_dir();
-    let disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let mut disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    if let Some(wal_dir) = &flags.wal_dir {
+        disk = disk.with_mount(WAL_DIR, wal_dir);
+    }
     let _lock = crate::lock::DataDirLock::acquire(&data_dir)?;
+    let existing = has_data(&disk);
+    let mut known = Vec::new();
+    if config.join_existing && !existing {
+        let mine = crate::config::urls(&flags.initial_advertise_peer_urls)?;
+        known = crate::join::discover(&mut config, &mine).await?.members;
+        tracing::info!(member = format_args!("{:x}", config.id), "joining a running cluster");
+    }
     let start = tokio::time::Instant::now();
-    let existing = has_data(&data_dir);
+    let disk_paths = disk.clone();
     let host = if existing {
         tracing::info!(data_dir = %data_dir.display(), "restarting from the data dir; --initial-* flags are ignored");
-        Host::recover(config.clone(), disk, WalConfig::default(), Instant::ZERO)
+        Host::recover_recorded(config.clone(), disk, WalConfig::default(), Instant::ZERO)
     } else {
         Host::create(config.clone(), disk, WalConfig::default(), Instant::ZERO)
     }
@@ -38,8 +45,8 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     .with_retention(flags.max_wals, flags.max_snapshots);
     tracing::info!(
         name = %flags.name,
-        member = format_args!("{:x}", config.id),
-        cluster = format_args!("{:x}", config.cluster_id),
+        member = format_args!("{:x}", host.node().id()),
+        cluster = format_args!("{:x}", host.node().cluster_id()),
         "starting"
     );
     // Bind first, so a port in use is a clear error before anything starts.
@@ -47,7 +54,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let peer_addr = first_addr(&flags.listen_peer_urls)?;
     let client_listener = bind(client_addr, "--listen-client-urls").await?;
     let peer_listener = bind(peer_addr, "--listen-peer-urls").await?;
-    let (driver, handle, commands) = Driver::new(host, &data_dir, start, Peers::default());
+    let (driver, handle, commands) = Driver::new(host, disk_paths, start, Peers::with_known(known));
     let member = tokio::spawn(driver.run(commands));
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -127,7 +134,7 @@ async fn shutdown_signal() {
     tracing::info!("stopping");
 }
 
-/// Whether `dir` holds a member's data.
-pub fn has_data(dir: &Path) -> bool {
-    dir.join("member").join("wal").exists()
+/// Whether `disk` holds a member's data (its WAL directory exists).
+pub fn has_data(disk: &RealDisk) -> bool {
+    disk.full(Path::new(WAL_DIR)).exists()
 }

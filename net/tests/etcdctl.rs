@@ -519,3 +519,147 @@ fn a_removed_member_leaves_and_the_rest_keep_serving() {
     let refused = cluster.fails(&cluster.endpoint(victim), &["put", "x", "y"]);
     assert!(refused.contains("Error:"), "the removed member serves no writes: {refused}");
 }
+
+#[test]
+fn a_member_added_with_etcdctl_joins_with_the_environment_it_prints() {
+    let mut cluster = Cluster::start("join");
+    let all = cluster.endpoints();
+    cluster.ok(&all, &["put", "before-join", "v1"]);
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let client = format!("http://127.0.0.1:{}", free_port());
+    let added = cluster.ok(&all, &["member", "add", "d", &format!("--peer-urls={peer}")]);
+    assert!(added.starts_with("Member ") && added.contains(" added to cluster "), "{added}");
+    // etcdctl prints the new member's settings as ETCD_* variables; the binary reads them.
+    let environment: Vec<(String, String)> = added
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .filter(|(name, _)| name.starts_with("ETCD_"))
+        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
+        .collect();
+    assert!(
+        environment.contains(&("ETCD_INITIAL_CLUSTER_STATE".into(), "existing".into())),
+        "{added}"
+    );
+    assert_eq!(environment.len(), 4, "{added}");
+    let dir = cluster._root.0.join("d");
+    let child = Command::new(env!("CARGO_BIN_EXE_stead"))
+        .envs(environment)
+        .args(["--data-dir", dir.to_str().expect("utf-8")])
+        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .stdout(Stdio::null())
+        .stderr(log_file(&dir))
+        .spawn()
+        .expect("the stead binary starts");
+    cluster.members.push(Member {
+        name: "d".into(),
+        client: client.clone(),
+        peer,
+        dir,
+        process: Some(child),
+    });
+    let d = cluster.endpoint(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = cluster.etcdctl(&d, &["member", "list"]);
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        let got =
+            cluster.etcdctl(&d, &["get", "before-join", "--consistency=s", "--print-value-only"]);
+        if listed.contains(", started, d, ") && listed.contains(&client) && got.stdout == b"v1\n" {
+            assert_eq!(listed.lines().count(), 4, "{listed}");
+            break;
+        }
+        let log = std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
+        assert!(Instant::now() < deadline, "d did not join: {listed}\n{}", log.unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(cluster.ok(&d, &["put", "after-join", "v2"]), "OK\n");
+    assert_eq!(cluster.ok(&all, &["get", "after-join", "--print-value-only"]), "v2\n");
+    // Restarted from its data dir with none of the --initial-* settings, it is still d.
+    cluster.kill(3);
+    cluster.ok(&all, &["put", "while-d-was-down", "v3"]);
+    let member = &mut cluster.members[3];
+    let child = Command::new(env!("CARGO_BIN_EXE_stead"))
+        .args(["--name", "d", "--data-dir", member.dir.to_str().expect("utf-8")])
+        .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &member.peer, "--initial-advertise-peer-urls", &member.peer])
+        .stdout(Stdio::null())
+        .stderr(log_file(&member.dir))
+        .spawn()
+        .expect("the stead binary starts");
+    member.process = Some(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = cluster.etcdctl(&d, &["get", "while-d-was-down", "--consistency=s"]);
+        if String::from_utf8_lossy(&got.stdout).ends_with("v3\n") {
+            break;
+        }
+        let log = std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
+        assert!(Instant::now() < deadline, "d did not catch up: {}", log.unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(cluster.ok(&all, &["member", "list"]).matches(", started, ").count(), 4);
+    // A member the cluster does not list is refused with a clear error.
+    let stranger = Command::new(env!("CARGO_BIN_EXE_stead"))
+        .args(["--name", "e", "--initial-cluster-state", "existing"])
+        .args(["--data-dir", cluster._root.0.join("e").to_str().expect("utf-8")])
+        .args(["--initial-cluster", &format!("{},e=http://127.0.0.1:1", cluster.initial)])
+        .args(["--initial-advertise-peer-urls", "http://127.0.0.1:1"])
+        .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", free_port())])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", free_port())])
+        .output()
+        .expect("the stead binary runs");
+    let refusal = String::from_utf8_lossy(&stranger.stderr);
+    assert!(!stranger.status.success(), "{refusal}");
+    assert!(refusal.contains("no member with peer URLs"), "{refusal}");
+}
+
+#[test]
+fn a_wal_dir_from_the_environment_holds_the_wal_across_restarts() {
+    let root = tempdir::TempDir::new("waldir");
+    let (data, wal) = (root.0.join("data"), root.0.join("wal"));
+    let (client, peer) = (free_port(), free_port());
+    let endpoint = format!("127.0.0.1:{client}");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_stead"))
+            .env("ETCD_NAME", "solo")
+            .env("ETCD_DATA_DIR", &data)
+            .env("ETCD_WAL_DIR", &wal)
+            .env("ETCD_LISTEN_CLIENT_URLS", format!("http://{endpoint}"))
+            .env("ETCD_ADVERTISE_CLIENT_URLS", format!("http://{endpoint}"))
+            .env("ETCD_LISTEN_PEER_URLS", format!("http://127.0.0.1:{peer}"))
+            .env("ETCD_INITIAL_ADVERTISE_PEER_URLS", format!("http://127.0.0.1:{peer}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("stead starts")
+    };
+    let wait_put = |key: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = common::etcdctl(&endpoint).args(["put", key, "v"]).output().expect("runs");
+            if out.status.success() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&out.stderr));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut member = start();
+    wait_put("first");
+    let _ = Command::new("kill").arg(member.id().to_string()).status();
+    let _ = member.wait();
+    let wal_files = std::fs::read_dir(&wal).expect("the WAL dir exists").count();
+    assert!(wal_files > 0, "the WAL is in --wal-dir");
+    assert!(!data.join("member/wal").exists(), "and not in the data dir");
+    assert!(data.join("member/snap").exists());
+    let mut member = start();
+    wait_put("second");
+    let got = common::etcdctl(&endpoint)
+        .args(["get", "", "--from-key", "--keys-only"])
+        .output()
+        .expect("runs");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "first\n\nsecond\n\n");
+    let _ = member.kill();
+    let _ = member.wait();
+}

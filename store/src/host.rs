@@ -11,7 +11,8 @@
 //!
 //! It hands back the outputs that leave the host (messages, client answers). Recovery reads the
 //! disk with `stead_store::recover` and restarts the node from the newest snapshot and the WAL
-//! after it. A data dir that belongs to another member is refused.
+//! after it. A data dir that belongs to another member is refused, unless the driver asks to
+//! restart as whichever member the data dir records (the binary, like etcd).
 
 use crate::disk::Disk;
 use crate::snap::{Snapshotter, DEFAULT_MAX_SNAPSHOTS};
@@ -23,7 +24,8 @@ use std::path::Path;
 use stead_core::node::{Input, Node, NodeConfig, Output, Recovered};
 use stead_core::time::Instant;
 
-const WAL_DIR: &str = "member/wal";
+/// Where the WAL lives, relative to the disk's root.
+pub const WAL_DIR: &str = "member/wal";
 const SNAP_DIR: &str = "member/snap";
 
 /// What a host's WAL metadata records: whose data dir this is.
@@ -87,17 +89,46 @@ impl<D: Disk + Clone> Host<D> {
         })
     }
 
-    /// A member restarting from the data dir on `disk`.
+    /// A member restarting from the data dir on `disk`; refuses a data dir recorded for a
+    /// member other than `config.id`.
     pub fn recover(
         config: NodeConfig,
         disk: D,
         wal_config: WalConfig,
         now: Instant,
     ) -> Result<Host<D>, HostError> {
+        Host::recover_with(config, disk, wal_config, now, false)
+    }
+
+    /// A member restarting from the data dir on `disk` as the member the data dir records,
+    /// whatever `config` says its id and cluster are (the binary: etcd ignores the
+    /// `--initial-*` flags on restart, and a member that joined a running cluster cannot derive
+    /// its id from them). One that is not among `config.members` restarts as a joiner.
+    pub fn recover_recorded(
+        config: NodeConfig,
+        disk: D,
+        wal_config: WalConfig,
+        now: Instant,
+    ) -> Result<Host<D>, HostError> {
+        Host::recover_with(config, disk, wal_config, now, true)
+    }
+
+    fn recover_with(
+        mut config: NodeConfig,
+        disk: D,
+        wal_config: WalConfig,
+        now: Instant,
+        adopt: bool,
+    ) -> Result<Host<D>, HostError> {
         let mut snapshots = Snapshotter::new(disk.clone(), Path::new(SNAP_DIR))?;
         let recovered = crate::recover(disk, Path::new(WAL_DIR), &mut snapshots, wal_config)?;
         let identity: Identity = postcard::from_bytes(&recovered.contents.metadata)
             .map_err(|e| HostError::DataDir(format!("unreadable WAL metadata: {e}")))?;
+        if adopt {
+            config.id = identity.member_id;
+            config.cluster_id = identity.cluster_id;
+            config.join_existing |= !config.members.iter().any(|m| m.id == config.id);
+        }
         if identity.member_id != config.id {
             let found = identity.member_id;
             return Err(HostError::DataDir(format!(

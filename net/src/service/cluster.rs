@@ -46,6 +46,20 @@ fn members(answer: &ClusterResponse) -> Vec<pb::Member> {
     answer.members.iter().cloned().map(member).collect()
 }
 
+/// The member list `handle`'s member knows (served locally, like etcd 3.4's MemberList).
+pub async fn member_list(
+    handle: &Handle,
+    token: Option<String>,
+) -> Result<pb::MemberListResponse, Status> {
+    match handle.call(Request::Cluster(ClusterRequest::MemberList), token).await {
+        Ok(Response::Cluster(answer)) => {
+            Ok(pb::MemberListResponse { header: header(answer.header), members: members(&answer) })
+        }
+        Ok(other) => Err(unexpected(other)),
+        Err(error) => Err(crate::service::status(error)),
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(
@@ -92,11 +106,7 @@ impl Cluster for ClusterService {
         &self,
         call: Call<pb::MemberListRequest>,
     ) -> Result<Answer<pb::MemberListResponse>, Status> {
-        let answer = self.cluster(&call, ClusterRequest::MemberList).await?;
-        Ok(Answer::new(pb::MemberListResponse {
-            header: header(answer.header),
-            members: members(&answer),
-        }))
+        Ok(Answer::new(member_list(&self.handle, super::token(&call)).await?))
     }
 
     async fn member_promote(

@@ -2,7 +2,8 @@
 //!
 //! Open file handles are cached per path, so appending to a WAL segment does not reopen it.
 //! `sync` is fdatasync, as etcd uses for WAL segments. `sync_dir` fsyncs the directory itself.
-//! `allocate` uses `posix_fallocate` where the platform has it.
+//! `allocate` uses `posix_fallocate` where the platform has it. One directory below the root
+//! may be mounted elsewhere (etcd's `--wal-dir`).
 
 use super::Disk;
 use std::collections::BTreeMap;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct RealDisk {
     root: PathBuf,
+    /// A relative directory that lives elsewhere, and where.
+    mount: Option<(PathBuf, PathBuf)>,
     open: BTreeMap<PathBuf, File>,
 }
 
@@ -23,7 +26,14 @@ impl RealDisk {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
-        Ok(RealDisk { root, open: BTreeMap::new() })
+        Ok(RealDisk { root, mount: None, open: BTreeMap::new() })
+    }
+
+    /// The same disk, with the relative directory `dir` (and everything below it) at `target`
+    /// instead of under the root.
+    pub fn with_mount(mut self, dir: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        self.mount = Some((dir.into(), target.into()));
+        self
     }
 
     /// The root directory.
@@ -31,7 +41,13 @@ impl RealDisk {
         &self.root
     }
 
-    fn full(&self, path: &Path) -> PathBuf {
+    /// Where the relative `path` is on the real file system.
+    pub fn full(&self, path: &Path) -> PathBuf {
+        if let Some((dir, target)) = &self.mount {
+            if let Ok(rest) = path.strip_prefix(dir) {
+                return target.join(rest);
+            }
+        }
         self.root.join(path)
     }
 
@@ -47,7 +63,7 @@ impl RealDisk {
 /// A clone shares the directory, not the cached file handles (each opens its own).
 impl Clone for RealDisk {
     fn clone(&self) -> Self {
-        RealDisk { root: self.root.clone(), open: BTreeMap::new() }
+        RealDisk { root: self.root.clone(), mount: self.mount.clone(), open: BTreeMap::new() }
     }
 }
 
@@ -174,5 +190,23 @@ mod tests {
         disk.remove(&dir.join("b")).unwrap();
         assert_eq!(disk.list(dir).unwrap(), ["c"]);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_mounted_directory_lives_elsewhere() {
+        let base =
+            std::env::temp_dir().join(format!("stead-realdisk-mount-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let mut disk =
+            RealDisk::new(base.join("data")).unwrap().with_mount("member/wal", base.join("wal"));
+        let file = Path::new("member/wal/0.wal");
+        disk.create_dir_all(Path::new("member/wal")).unwrap();
+        disk.create(file).unwrap();
+        disk.write_at(file, 0, b"x").unwrap();
+        disk.sync_dir(Path::new("member/wal")).unwrap();
+        assert!(base.join("wal/0.wal").exists() && !base.join("data/member/wal").exists());
+        assert_eq!(disk.clone().list(Path::new("member/wal")).unwrap(), ["0.wal"]);
+        assert_eq!(disk.full(Path::new("member/snap")), base.join("data/member/snap"));
+        fs::remove_dir_all(&base).unwrap();
     }
 }
