@@ -166,3 +166,26 @@ fn a_learner_added_after_compaction_catches_up_from_a_fresh_snapshot() {
     assert!(cluster.run_until(Duration::from_secs(10), caught_up), "the learner catches up");
     assert!(cluster.disks[&learner].snapshots_installed >= 1, "through a snapshot");
 }
+
+#[test]
+fn membership_changes_forwarded_together_by_a_follower_all_apply() {
+    let mut cluster = Cluster::new(3, 24);
+    let leader = cluster.elect();
+    let follower = *cluster.voters.iter().find(|&&id| id != leader).unwrap();
+    // Both reach the leader while the first is pending: raft drops the second silently, and the
+    // follower forwards it again instead of letting it time out.
+    let add = |url: &str, is_learner: bool| {
+        stead_core::api::Request::Cluster(ClusterRequest::MemberAdd {
+            peer_urls: vec![url.into()],
+            is_learner,
+        })
+    };
+    let first = cluster.request(follower, add("http://10.0.0.8:2380", true));
+    let second = cluster.request(follower, add("http://10.0.0.9:2380", false));
+    for client in [first, second] {
+        let answer = cluster.answer(client, Duration::from_secs(5)).expect("answered in time");
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    let listed = cluster_request(&mut cluster, leader, ClusterRequest::MemberList).unwrap();
+    assert_eq!(listed.members.len(), 5, "each added exactly once: {:?}", listed.members);
+}

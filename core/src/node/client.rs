@@ -3,8 +3,11 @@
 //! Writes follow etcd's path. Validate; refuse when more than 5000 committed entries wait to be
 //! applied (`too many requests`) or the encoded request exceeds `--max-request-bytes`; propose
 //! (raft forwards a follower's proposal to the leader); answer when the entry is applied. A
-//! proposal that raft drops at once (no leader known) is retried on each tick. A proposal that
-//! is accepted is never proposed again, so it cannot apply twice.
+//! proposal that raft drops at once (no leader known) is retried on each tick. A write that is
+//! accepted is never proposed again, so it cannot apply twice. A membership change a follower
+//! forwarded is proposed again every election timeout until it applies: the leader drops a
+//! forwarded conf change silently while another is pending, and a copy that applies after the
+//! first is refused at apply (the member exists, or is gone), so it changes nothing.
 //!
 //! Linearizable reads are batched as in etcd's `linearizableReadLoop`. Every read that arrives
 //! while no ReadIndex round is in flight joins the next round. One round confirms leadership for
@@ -47,7 +50,8 @@ pub(super) struct Proposal {
     deadline: Instant,
     data: Vec<u8>,
     kind: ProposalKind,
-    proposed: bool,
+    /// When raft accepted it (`None`: not yet, or to be proposed again).
+    proposed_at: Option<Instant>,
 }
 
 impl Proposal {
@@ -58,7 +62,7 @@ impl Proposal {
         data: Vec<u8>,
         kind: ProposalKind,
     ) -> Self {
-        Proposal { client, deadline, data, kind, proposed: false }
+        Proposal { client, deadline, data, kind, proposed_at: None }
     }
 }
 
@@ -249,13 +253,14 @@ impl Node {
     /// Hands a proposal to raft; raft refuses at once when it knows no leader.
     pub(super) fn propose(&mut self, sequence: u64) {
         let Some(proposal) = self.requests.proposals.get_mut(&sequence) else { return };
-        if proposal.proposed || self.raw.raft.leader_id == 0 {
+        if proposal.proposed_at.is_some() || self.raw.raft.leader_id == 0 {
             return;
         }
         // raft-rs silently turns a conf change into an empty entry while another is pending
         // (its propose still returns Ok), and a new leader counts its whole unapplied log as
         // pending. The leader therefore holds conf changes back until none is pending; a
-        // follower's forwarded one can still be dropped and times out, as in etcd.
+        // follower's forwarded one can still be dropped, so the follower forwards it again
+        // (see `retry_requests`) where etcd lets it time out.
         let conf_change_pending =
             self.raw.raft.state == raft::StateRole::Leader && self.raw.raft.has_pending_conf();
         if matches!(proposal.kind, ProposalKind::ConfChange(_)) && conf_change_pending {
@@ -267,7 +272,7 @@ impl Node {
                 self.raw.propose_conf_change(proposal.data.clone(), change.clone())
             }
         };
-        proposal.proposed = accepted.is_ok();
+        proposal.proposed_at = accepted.is_ok().then_some(self.now);
     }
 
     /// Asks raft for a ReadIndex round if reads wait and none is in flight.
@@ -289,9 +294,24 @@ impl Node {
 
     /// On a tick: retries refused proposals and unanswered read rounds.
     pub(super) fn retry_requests(&mut self) {
-        let unproposed: Vec<u64> =
-            self.requests.proposals.iter().filter(|(_, p)| !p.proposed).map(|(s, _)| *s).collect();
+        let follower = self.raw.raft.state != raft::StateRole::Leader;
+        let forward_again = |p: &Proposal| {
+            matches!(p.kind, ProposalKind::ConfChange(_))
+                && follower
+                && p.proposed_at
+                    .is_some_and(|at| self.now.since(at) >= self.config.election_timeout)
+        };
+        let unproposed: Vec<u64> = self
+            .requests
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.proposed_at.is_none() || forward_again(p))
+            .map(|(s, _)| *s)
+            .collect();
         for sequence in unproposed {
+            if let Some(proposal) = self.requests.proposals.get_mut(&sequence) {
+                proposal.proposed_at = None;
+            }
             self.propose(sequence);
         }
         let retry_after = self.config.heartbeat_interval.times(READ_RETRY_HEARTBEATS);

@@ -179,12 +179,13 @@ impl<D: Disk> Wal<D> {
         read::markers(disk, &segments)
     }
 
-    /// Whether `dir` holds any WAL segment.
+    /// Whether `dir` holds any WAL segment (a missing `dir` holds none). Changes nothing.
     pub fn exists(disk: &mut D, dir: &Path) -> Result<bool, StoreError> {
-        if !disk.exists(dir).map_err(StoreError::io("stat", dir))? {
-            return Ok(false);
+        match disk.list(dir) {
+            Ok(names) => Ok(names.iter().any(|name| Segment::parse(dir, name).is_some())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(StoreError::io("list", dir)(error)),
         }
-        Ok(!list_segments(disk, dir)?.is_empty())
     }
 
     /// Appends entries, then the hard state if given, in one write; nothing is durable until

@@ -57,6 +57,10 @@ fn a_new_wal_refuses_an_existing_one_and_open_needs_one() {
     probe.create_dir_all(dir()).unwrap();
     assert!(matches!(reopen(&empty, WalPosition::default()), Err(StoreError::NotFound(_))));
     assert!(!Wal::exists(&mut probe, dir()).unwrap());
+    // A directory is not a file: the check lists the directory (MemDisk's `exists` is for
+    // files only, and a restarted member must still find its WAL).
+    let mut created = disk.clone();
+    assert!(Wal::exists(&mut created, dir()).unwrap());
 }
 
 #[test]
