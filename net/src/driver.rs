@@ -11,7 +11,7 @@
 
 use crate::peer::Peers;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use stead_core::api::{
@@ -21,8 +21,10 @@ use stead_core::node::{ClientId, Input, Output};
 use stead_core::time::Instant;
 use stead_core::watch::StreamId;
 use stead_store::host::{Host, HostError, PendingSync};
+#[cfg(not(madsim))]
 use stead_store::RealDisk;
 use stead_store::StoreError;
+use stead_store::{Disk, MemDisk};
 use tokio::sync::{mpsc, oneshot};
 
 /// Commands handled per turn before the WAL is synced.
@@ -136,24 +138,25 @@ impl Handle {
 }
 
 /// The member's task state.
-pub struct Driver {
-    host: Host<RealDisk>,
+pub struct Driver<D: MemberDisk> {
+    host: Host<D>,
     start: tokio::time::Instant,
     next_client: ClientId,
     pending: BTreeMap<ClientId, oneshot::Sender<Result<Response, Error>>>,
     watches: BTreeMap<StreamId, mpsc::UnboundedSender<Result<WatchResponse, Error>>>,
     peers: Peers,
-    files: SyncFiles,
+    /// The member's disk, for syncs.
+    disk: D,
 }
 
-impl Driver {
+impl<D: MemberDisk> Driver<D> {
     /// A driver for `host` (whose files `disk` locates), whose clock started at `start`, and the handle to reach it.
     pub fn new(
-        host: Host<RealDisk>,
-        disk: RealDisk,
+        host: Host<D>,
+        disk: D,
         start: tokio::time::Instant,
         peers: Peers,
-    ) -> (Driver, Handle, mpsc::UnboundedReceiver<Command>) {
+    ) -> (Driver<D>, Handle, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let driver = Driver {
             host,
@@ -162,7 +165,7 @@ impl Driver {
             pending: BTreeMap::new(),
             watches: BTreeMap::new(),
             peers,
-            files: SyncFiles { disk, open: None },
+            disk,
         };
         let handle = Handle { commands, streams: Arc::new(AtomicU64::new(1)) };
         (driver, handle, receiver)
@@ -184,7 +187,7 @@ impl Driver {
         loop {
             if syncing.is_none() {
                 if let Some(sync) = self.host.begin_sync()? {
-                    let done = self.files.sync(sync.path.as_deref());
+                    let done = self.disk.start_sync(sync.path.as_deref());
                     syncing = Some((sync, done));
                 }
             }
@@ -196,7 +199,15 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // Biased, so the order is the same in every run (tokio picks at random otherwise,
+            // from a seed the simulation does not control). The timer goes first: it is ready
+            // only once per deadline, so it cannot starve the others.
             tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => {
+                    let now = self.now();
+                    self.input(Input::Tick { now })?;
+                }
                 outcome = synced => {
                     let (sync, _) = syncing.take().expect("a sync was in flight");
                     let path = sync.path.clone().unwrap_or_default();
@@ -217,10 +228,6 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    let now = self.now();
-                    self.input(Input::Tick { now })?;
                 }
             }
         }
@@ -303,38 +310,43 @@ impl Driver {
     }
 }
 
-/// Runs WAL syncs on the blocking pool, so the member keeps handling requests (and appending
-/// the next batch) while the disk syncs: group commit without stalling the member's task.
-struct SyncFiles {
-    /// Where the WAL's files are.
-    disk: RealDisk,
-    /// The segment synced last, kept open.
-    open: Option<(PathBuf, Arc<std::fs::File>)>,
+/// A member's disk as the driver needs it: the store's [`Disk`], plus a way to run a WAL sync
+/// off the member's task, so the member keeps handling requests (and appending the next batch)
+/// while the disk syncs: group commit without stalling the member.
+pub trait MemberDisk: Disk + Clone + Send + 'static {
+    /// Starts syncing the file at `path` (none: already durable); the outcome arrives on the
+    /// receiver.
+    fn start_sync(&mut self, path: Option<&Path>) -> oneshot::Receiver<std::io::Result<()>>;
 }
 
-impl SyncFiles {
-    /// Starts syncing `path` (none: already durable); the outcome arrives on the receiver.
-    fn sync(&mut self, path: Option<&Path>) -> oneshot::Receiver<std::io::Result<()>> {
+/// The real disk syncs on tokio's blocking pool.
+#[cfg(not(madsim))]
+impl MemberDisk for RealDisk {
+    fn start_sync(&mut self, path: Option<&Path>) -> oneshot::Receiver<std::io::Result<()>> {
         let (done, outcome) = oneshot::channel();
-        let Some(path) = path else {
-            let _ = done.send(Ok(()));
-            return outcome;
-        };
-        let file = match &self.open {
-            Some((open, file)) if open == path => Ok(file.clone()),
-            _ => std::fs::OpenOptions::new().write(true).open(self.disk.full(path)).map(Arc::new),
-        };
-        let file = match file {
-            Ok(file) => file,
-            Err(error) => {
-                let _ = done.send(Err(error));
-                return outcome;
+        match path.map(|path| self.shared_file(path)) {
+            None => {
+                let _ = done.send(Ok(()));
             }
-        };
-        self.open = Some((path.to_path_buf(), file.clone()));
-        tokio::task::spawn_blocking(move || {
-            let _ = done.send(file.sync_data());
-        });
+            Some(Err(error)) => {
+                let _ = done.send(Err(error));
+            }
+            Some(Ok(file)) => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = done.send(file.sync_data());
+                });
+            }
+        }
+        outcome
+    }
+}
+
+/// The simulated disk syncs at once (the tier-2 simulation; its crashes lose what was not
+/// synced).
+impl MemberDisk for MemDisk {
+    fn start_sync(&mut self, path: Option<&Path>) -> oneshot::Receiver<std::io::Result<()>> {
+        let (done, outcome) = oneshot::channel();
+        let _ = done.send(path.map_or(Ok(()), |path| self.sync(path)));
         outcome
     }
 }

@@ -10,8 +10,10 @@ pub mod config;
 pub mod convert;
 pub mod driver;
 pub mod forward;
+#[cfg(not(madsim))]
 pub mod http;
 pub mod join;
+#[cfg(not(madsim))]
 pub mod lock;
 pub mod peer;
 pub mod proto;

@@ -1,6 +1,8 @@
 //! The `stead` binary: one member of an etcd-compatible cluster. Flags follow etcd's names.
 
+#[cfg(not(madsim))]
 use clap::Parser;
+#[cfg(not(madsim))]
 use stead_net::config::Flags;
 
 /// mimalloc: the member allocates and frees a buffer or two per request; glibc's allocator
@@ -8,6 +10,7 @@ use stead_net::config::Flags;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(not(madsim))]
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
@@ -29,3 +32,7 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// Under madsim the members run inside the simulation's tests, not as a binary.
+#[cfg(madsim)]
+fn main() {}

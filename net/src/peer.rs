@@ -89,24 +89,27 @@ async fn sender(to: u64, url: String, mut queue: mpsc::UnboundedReceiver<Message
         loop {
             let first = match next.take() {
                 Some(message) => message,
+                // Biased: the same order in every run (see the driver).
                 None => tokio::select! {
-                    message = queue.recv() => match message {
-                        Some(message) => message,
-                        None => return,
-                    },
+                    biased;
                     ended = &mut call => {
                         tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
                         break;
                     }
+                    message = queue.recv() => match message {
+                        Some(message) => message,
+                        None => return,
+                    },
                 },
             };
             let batch = encode(first, &mut queue);
             tokio::select! {
-                sent = batches.send(batch) => if sent.is_err() { break },
+                biased;
                 ended = &mut call => {
                     tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
                     break;
                 }
+                sent = batches.send(batch) => if sent.is_err() { break },
             }
         }
     }
@@ -151,7 +154,7 @@ pub struct PeerService {
 
 impl PeerService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> PeerServer<PeerService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(PeerServer, PeerService) {
         PeerServer::new(PeerService { handle })
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX)

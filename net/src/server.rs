@@ -1,32 +1,53 @@
 //! Starting a member: open or create its data dir, start its task, serve clients and peers,
-//! and stop cleanly on SIGINT or SIGTERM.
+//! and stop cleanly on SIGINT or SIGTERM. [`serve`] is the part shared by the binary (real disk,
+//! real network) and the tier-2 simulation (madsim, `MemDisk`).
 
 use crate::config::{socket_addr, Flags};
-use crate::driver::Driver;
+use crate::driver::{Driver, MemberDisk};
 use crate::peer::{PeerService, Peers};
 use crate::service::{
     auth::AuthService, cluster::ClusterService, election::ElectionService, kv::KvService,
     lease::LeaseService, lock::LockService, maintenance::MaintenanceService, watch::WatchService,
 };
+use std::future::Future;
 use std::path::Path;
 use stead_core::time::Instant;
 use stead_store::host::{Host, WAL_DIR};
-use stead_store::wal::WalConfig;
+use stead_store::wal::{Wal, WalConfig};
+#[cfg(not(madsim))]
 use stead_store::RealDisk;
 
 /// How long client calls in flight may take to finish once the member is told to stop.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs a member until it is told to stop or its store fails.
+/// The `stead` binary's member: its data dir on the real disk (locked against a second
+/// process), a seed from the OS, `/health` and friends on `--listen-metrics-urls`, and a clean
+/// stop on SIGINT or SIGTERM.
+#[cfg(not(madsim))]
 pub async fn run(flags: Flags) -> Result<(), String> {
-    let mut config = flags.node_config(rand::random())?;
     let data_dir = flags.data_dir();
     let mut disk = RealDisk::new(&data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     if let Some(wal_dir) = &flags.wal_dir {
         disk = disk.with_mount(WAL_DIR, wal_dir);
     }
     let _lock = crate::lock::DataDirLock::acquire(&data_dir)?;
-    let existing = has_data(&disk);
+    let name = data_dir.display().to_string();
+    serve(&flags, disk, &name, rand::random(), shutdown_signal()).await
+}
+
+/// Runs a member on `disk` (`where_` names it in errors; seeding its random choices with
+/// `seed`) until `stop` completes or its store fails. The binary runs it on the real disk; the tier-2 simulation on a `MemDisk`
+/// inside madsim.
+pub async fn serve<D: MemberDisk>(
+    flags: &Flags,
+    disk: D,
+    where_: &str,
+    seed: u64,
+    stop: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let mut config = flags.node_config(seed)?;
+    let existing =
+        Wal::exists(&mut disk.clone(), Path::new(WAL_DIR)).map_err(|e| format!("{where_}: {e}"))?;
     let mut known = Vec::new();
     if config.join_existing && !existing {
         let mine = crate::config::urls(&flags.initial_advertise_peer_urls)?;
@@ -34,14 +55,13 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         tracing::info!(member = format_args!("{:x}", config.id), "joining a running cluster");
     }
     let start = tokio::time::Instant::now();
-    let disk_paths = disk.clone();
     let host = if existing {
-        tracing::info!(data_dir = %data_dir.display(), "restarting from the data dir; --initial-* flags are ignored");
-        Host::recover_recorded(config.clone(), disk, WalConfig::default(), Instant::ZERO)
+        tracing::info!("restarting from the data dir; --initial-* flags are ignored");
+        Host::recover_recorded(config.clone(), disk.clone(), WalConfig::default(), Instant::ZERO)
     } else {
-        Host::create(config.clone(), disk, WalConfig::default(), Instant::ZERO)
+        Host::create(config.clone(), disk.clone(), WalConfig::default(), Instant::ZERO)
     }
-    .map_err(|e| format!("{}: {e}", data_dir.display()))?
+    .map_err(|e| format!("{where_}: {e}"))?
     .with_retention(flags.max_wals, flags.max_snapshots);
     tracing::info!(
         name = %flags.name,
@@ -49,15 +69,8 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         cluster = format_args!("{:x}", host.node().cluster_id()),
         "starting"
     );
-    // Bind first, so a port in use is a clear error before anything starts.
-    let client_addr = first_addr(&flags.listen_client_urls)?;
-    let peer_addr = first_addr(&flags.listen_peer_urls)?;
-    let client_listener = bind(client_addr, "--listen-client-urls").await?;
-    let peer_listener = bind(peer_addr, "--listen-peer-urls").await?;
-    let (driver, handle, commands) = Driver::new(host, disk_paths, start, Peers::with_known(known));
-    let member = tokio::spawn(driver.run(commands));
-
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (driver, handle, commands) = Driver::new(host, disk, start, Peers::with_known(known));
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -69,11 +82,16 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         .add_service(MaintenanceService::server(handle.clone()))
         .add_service(AuthService::server(handle.clone()))
         .add_service(LockService::server(handle.clone()))
-        .add_service(ElectionService::server(handle.clone()))
-        .serve_with_incoming_shutdown(client_listener, wait(stopped.clone()));
-    let peers = tonic::transport::Server::builder()
-        .add_service(PeerService::server(handle.clone()))
-        .serve_with_incoming_shutdown(peer_listener, wait(stopped.clone()));
+        .add_service(ElectionService::server(handle.clone()));
+    let peers =
+        tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
+    // Bind first, so a port in use is a clear error before the member starts.
+    let client_addr = first_addr(&flags.listen_client_urls)?;
+    let peer_addr = first_addr(&flags.listen_peer_urls)?;
+    let clients =
+        listen(clients, client_addr, "--listen-client-urls", wait(stopped.clone())).await?;
+    let peers = listen(peers, peer_addr, "--listen-peer-urls", wait(stopped.clone())).await?;
+    #[cfg(not(madsim))]
     if let Some(urls) = &flags.listen_metrics_urls {
         let addr = first_addr(urls)?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -82,12 +100,12 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         tokio::spawn(crate::http::serve(listener, handle.clone()));
         tracing::info!(%addr, "serving /health, /version and /metrics");
     }
-    let clients = tokio::spawn(clients);
-    let peers = tokio::spawn(peers);
+    let member = tokio::spawn(driver.run(commands));
     tracing::info!(%client_addr, %peer_addr, "serving");
 
     let outcome = tokio::select! {
-        _ = shutdown_signal() => Ok(()),
+        biased;
+        _ = stop => Ok(()),
         finished = member => match finished {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(format!("the store failed: {error}")),
@@ -96,27 +114,45 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     };
     // Client calls in flight get a moment to finish; peer streams never end by themselves (the
     // other members keep theirs open), so the peer server just stops.
-    let _ = stop.send(true);
+    let _ = stopping.send(true);
     peers.abort();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, clients).await;
     outcome
 }
 
-/// Listens on `addr` for gRPC; accepted connections send small messages at once (no Nagle).
-async fn bind(
+/// A gRPC server's task.
+type Serving = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Listens on `addr` (a failure is a clear error at once) and serves `router` until `stop`;
+/// accepted connections send small messages at once (no Nagle).
+#[cfg(not(madsim))]
+async fn listen(
+    router: tonic::transport::server::Router,
     addr: std::net::SocketAddr,
     flag: &str,
-) -> Result<impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>, String> {
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Serving, String> {
     use tokio_stream::StreamExt;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("{flag} {addr}: cannot listen: {e}"))?;
-    let accepted = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    Ok(accepted.map(|stream| {
+    let accepted = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
         stream.inspect(|s| {
             let _ = s.set_nodelay(true);
         })
-    }))
+    });
+    Ok(tokio::spawn(router.serve_with_incoming_shutdown(accepted, stop)))
+}
+
+/// madsim's server binds when it starts serving, on the simulated network.
+#[cfg(madsim)]
+async fn listen(
+    router: tonic::transport::server::Router,
+    addr: std::net::SocketAddr,
+    _flag: &str,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Serving, String> {
+    Ok(tokio::spawn(router.serve_with_shutdown(addr, stop)))
 }
 
 fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {
@@ -124,6 +160,7 @@ fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 /// SIGINT or SIGTERM.
+#[cfg(not(madsim))]
 async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM can be watched");
@@ -132,9 +169,4 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     tracing::info!("stopping");
-}
-
-/// Whether `disk` holds a member's data (its WAL directory exists).
-pub fn has_data(disk: &RealDisk) -> bool {
-    disk.full(Path::new(WAL_DIR)).exists()
 }

@@ -18,7 +18,7 @@ pub struct AuthService {
 
 impl AuthService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> AuthServer<AuthService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(AuthServer, AuthService) {
         AuthServer::new(AuthService { handle })
     }
 

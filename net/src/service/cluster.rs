@@ -15,7 +15,7 @@ pub struct ClusterService {
 
 impl ClusterService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> ClusterServer<ClusterService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(ClusterServer, ClusterService) {
         ClusterServer::new(ClusterService { handle })
     }
 

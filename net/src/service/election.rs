@@ -36,7 +36,7 @@ pub struct ElectionService {
 
 impl ElectionService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> ElectionServer<ElectionService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(ElectionServer, ElectionService) {
         ElectionServer::new(ElectionService { handle })
     }
 }

@@ -15,7 +15,7 @@ pub struct KvService {
 
 impl KvService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> KvServer<KvService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(KvServer, KvService) {
         KvServer::new(KvService { handle })
     }
 }

@@ -23,7 +23,7 @@ pub struct LeaseService {
 
 impl LeaseService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> LeaseServer<LeaseService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(LeaseServer, LeaseService) {
         LeaseServer::new(LeaseService { handle })
     }
 }

@@ -23,7 +23,7 @@ pub struct LockService {
 
 impl LockService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> LockServer<LockService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(LockServer, LockService) {
         LockServer::new(LockService { handle })
     }
 }

@@ -23,7 +23,9 @@ pub struct MaintenanceService {
 
 impl MaintenanceService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> MaintenanceServer<MaintenanceService> {
+    pub fn server(
+        handle: Handle,
+    ) -> crate::service::grpc_server!(MaintenanceServer, MaintenanceService) {
         MaintenanceServer::new(MaintenanceService { handle })
     }
 

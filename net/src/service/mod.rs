@@ -1,6 +1,22 @@
 //! etcd's v3 gRPC services over the member's [`Handle`]: each call converts the protobuf
 //! request, asks the member, and converts the answer or the error (etcd's code and text).
 
+/// The generated server type `$server` serving `$service`: madsim's generated servers also
+/// name their interceptor.
+#[cfg(not(madsim))]
+macro_rules! grpc_server {
+    ($server:ident, $service:ty) => {
+        $server<$service>
+    };
+}
+#[cfg(madsim)]
+macro_rules! grpc_server {
+    ($server:ident, $service:ty) => {
+        $server<$service, tonic::codegen::IdentityInterceptor>
+    };
+}
+pub(crate) use grpc_server;
+
 pub mod auth;
 pub mod cluster;
 pub mod election;

@@ -23,7 +23,7 @@ pub struct WatchService {
 
 impl WatchService {
     /// The service for the member behind `handle`.
-    pub fn server(handle: Handle) -> WatchServer<WatchService> {
+    pub fn server(handle: Handle) -> crate::service::grpc_server!(WatchServer, WatchService) {
         WatchServer::new(WatchService { handle })
     }
 }

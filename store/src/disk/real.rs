@@ -51,6 +51,11 @@ impl RealDisk {
         self.root.join(path)
     }
 
+    /// A handle of its own on the file at `path` (for syncing it from another thread).
+    pub fn shared_file(&mut self, path: &Path) -> io::Result<File> {
+        self.file(path)?.try_clone()
+    }
+
     fn file(&mut self, path: &Path) -> io::Result<&File> {
         if !self.open.contains_key(path) {
             let file = OpenOptions::new().read(true).write(true).open(self.full(path))?;
