@@ -6,8 +6,8 @@
 //! waiting (up to a bound). WAL syncs run on the blocking pool, one at a time, each covering
 //! every batch appended before it started (group commit), while the member goes on handling
 //! commands; the node's outputs that wait for a batch go out when its sync completes. Ticks
-//! come from the real clock at the node's
-//! `poll_timeout`. Decisions stay in the core: this loop only moves data.
+//! come from the real clock at the node's `poll_timeout`. Decisions stay in the core: this
+//! loop only moves data.
 
 use crate::peer::Peers;
 use std::collections::BTreeMap;
@@ -150,7 +150,8 @@ pub struct Driver<D: MemberDisk> {
 }
 
 impl<D: MemberDisk> Driver<D> {
-    /// A driver for `host` (whose files `disk` locates), whose clock started at `start`, and the handle to reach it.
+    /// A driver for `host` on `disk` (which runs its WAL syncs), whose clock started at `start`,
+    /// and the handle to reach it.
     pub fn new(
         host: Host<D>,
         disk: D,
@@ -210,11 +211,10 @@ impl<D: MemberDisk> Driver<D> {
                 }
                 outcome = synced => {
                     let (sync, _) = syncing.take().expect("a sync was in flight");
-                    let path = sync.path.clone().unwrap_or_default();
-                    match outcome {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => return Err(sync_failed(&path, error)),
-                        Err(_) => return Err(sync_failed(&path, std::io::Error::other("the sync thread ended"))),
+                    let ended = || Err(std::io::Error::other("the sync thread ended"));
+                    if let Err(error) = outcome.unwrap_or_else(|_| ended()) {
+                        let path = sync.path.as_deref().unwrap_or(Path::new(""));
+                        return Err(sync_failed(path, error));
                     }
                     let outputs = self.host.finish_sync(sync)?;
                     self.route(outputs)?;

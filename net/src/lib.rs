@@ -2,8 +2,9 @@
 //!
 //! A thin tokio + tonic driver: [`driver`] owns the member (node and store) in one task and
 //! feeds it real time, peer messages and client requests; [`peer`] carries raft messages
-//! between members ([`join`] finds a new member's id in a running cluster); [`service`] serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client
-//! libraries work unchanged; [`config`] reads etcd's flags; [`server`] puts them together.
+//! between members ([`join`] finds a new member's id in a running cluster); [`service`]
+//! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
+//! [`config`] reads etcd's flags; [`server`] puts them together.
 //! Decisions belong to the core, never to this crate.
 
 pub mod config;

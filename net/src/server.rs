@@ -36,8 +36,8 @@ pub async fn run(flags: Flags) -> Result<(), String> {
 }
 
 /// Runs a member on `disk` (`where_` names it in errors; seeding its random choices with
-/// `seed`) until `stop` completes or its store fails. The binary runs it on the real disk; the tier-2 simulation on a `MemDisk`
-/// inside madsim.
+/// `seed`) until `stop` completes or its store fails. The binary runs it on the real disk; the
+/// tier-2 simulation on a `MemDisk` inside madsim.
 pub async fn serve<D: MemberDisk>(
     flags: &Flags,
     disk: D,

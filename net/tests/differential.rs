@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn free_port() -> u16 {
     common::free_port(40_000)
@@ -70,13 +70,15 @@ fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String {
 fn transcript(ports: &Ports) -> String {
     let one = format!("127.0.0.1:{}", ports.client[0]);
     let all = ports.client.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !etcdctl(&all, &["endpoint", "health"], None).is_empty()
-        && etcdctl(&all, &["put", "warmup", "x"], None) != "OK\n"
-    {
-        assert!(Instant::now() < deadline, "the cluster never served");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::eventually(Duration::from_secs(30), || {
+        if etcdctl(&all, &["endpoint", "health"], None).is_empty()
+            || etcdctl(&all, &["put", "warmup", "x"], None) == "OK\n"
+        {
+            Ok(())
+        } else {
+            Err("the cluster never served".into())
+        }
+    });
     let mut out = String::new();
     run(&mut out, &one, &["put", "a", "1"], None);
     run(&mut out, &one, &["put", "b", "2"], None);

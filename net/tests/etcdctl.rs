@@ -367,19 +367,18 @@ fn killing_the_leader_loses_no_acknowledged_write() {
     assert_eq!(more, 10, "the two survivors elect a leader and keep serving");
     cluster.launch(leader);
     let restarted = cluster.endpoint(leader);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    common::eventually(Duration::from_secs(20), || {
         let keys =
             cluster.etcdctl(&restarted, &["get", "", "--prefix", "--keys-only", "--consistency=s"]);
         let text = String::from_utf8_lossy(&keys.stdout).into_owned();
         let missing: Vec<&String> =
             acknowledged.iter().filter(|k| !text.lines().any(|l| l == k.as_str())).collect();
         if missing.is_empty() {
-            break;
+            Ok(())
+        } else {
+            Err(format!("the restarted member lacks {missing:?}"))
         }
-        assert!(Instant::now() < deadline, "the restarted member lacks {missing:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
 impl Cluster {
@@ -559,20 +558,18 @@ fn a_member_added_with_etcdctl_joins_with_the_environment_it_prints() {
         process: Some(child),
     });
     let d = cluster.endpoint(3);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let d_log = || std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
+    common::eventually(Duration::from_secs(30), || {
         let listed = cluster.etcdctl(&d, &["member", "list"]);
         let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
         let got =
             cluster.etcdctl(&d, &["get", "before-join", "--consistency=s", "--print-value-only"]);
         if listed.contains(", started, d, ") && listed.contains(&client) && got.stdout == b"v1\n" {
             assert_eq!(listed.lines().count(), 4, "{listed}");
-            break;
+            return Ok(());
         }
-        let log = std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
-        assert!(Instant::now() < deadline, "d did not join: {listed}\n{}", log.unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Err(format!("d did not join: {listed}\n{}", d_log().unwrap_or_default()))
+    });
     assert_eq!(cluster.ok(&d, &["put", "after-join", "v2"]), "OK\n");
     assert_eq!(cluster.ok(&all, &["get", "after-join", "--print-value-only"]), "v2\n");
     // Restarted from its data dir with none of the --initial-* settings, it is still d.
@@ -588,16 +585,15 @@ fn a_member_added_with_etcdctl_joins_with_the_environment_it_prints() {
         .spawn()
         .expect("the stead binary starts");
     member.process = Some(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let d_log = || std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
+    common::eventually(Duration::from_secs(30), || {
         let got = cluster.etcdctl(&d, &["get", "while-d-was-down", "--consistency=s"]);
         if String::from_utf8_lossy(&got.stdout).ends_with("v3\n") {
-            break;
+            Ok(())
+        } else {
+            Err(format!("d did not catch up: {}", d_log().unwrap_or_default()))
         }
-        let log = std::fs::read_to_string(cluster.members[3].dir.with_extension("log"));
-        assert!(Instant::now() < deadline, "d did not catch up: {}", log.unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     assert_eq!(cluster.ok(&all, &["member", "list"]).matches(", started, ").count(), 4);
     // A member the cluster does not list is refused with a clear error.
     let stranger = Command::new(env!("CARGO_BIN_EXE_stead"))
@@ -635,15 +631,14 @@ fn a_wal_dir_from_the_environment_holds_the_wal_across_restarts() {
             .expect("stead starts")
     };
     let wait_put = |key: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        common::eventually(Duration::from_secs(20), || {
             let out = common::etcdctl(&endpoint).args(["put", key, "v"]).output().expect("runs");
             if out.status.success() {
-                return;
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
             }
-            assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&out.stderr));
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     };
     let mut member = start();
     wait_put("first");

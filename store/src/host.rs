@@ -210,14 +210,10 @@ impl<D: Disk + Clone> Host<D> {
     /// returned file is synced; then [`Host::finish_sync`] reports them persisted. `None` if
     /// nothing waits.
     pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, HostError> {
-        let Some(batch) = self.unsynced_batch else { return Ok(None) };
-        let Some(path) = self.wal.begin_sync()? else {
-            // A cut or a snapshot marker already synced the batch.
-            self.unsynced_batch = None;
-            return Ok(Some(PendingSync { batch, path: None }));
-        };
-        self.unsynced_batch = None;
-        Ok(Some(PendingSync { batch, path: Some(path) }))
+        let Some(batch) = self.unsynced_batch.take() else { return Ok(None) };
+        // No path: a cut or a snapshot marker already synced the batch.
+        let path = self.wal.begin_sync()?;
+        Ok(Some(PendingSync { batch, path }))
     }
 
     /// Reports the batches a [`PendingSync`] covered persisted, once its file is synced;

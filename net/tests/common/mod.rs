@@ -18,6 +18,19 @@ pub fn free_port(base: u16) -> u16 {
     }
 }
 
+/// Tries `attempt` every 200 ms until it succeeds; panics with its last complaint once
+/// `timeout` has passed.
+pub fn eventually(timeout: std::time::Duration, mut attempt: impl FnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match attempt() {
+            Ok(()) => return,
+            Err(complaint) => assert!(std::time::Instant::now() < deadline, "{complaint}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// `etcdctl` with the v3 API against `endpoints` (CI installs etcd-client).
 pub fn etcdctl(endpoints: &str) -> std::process::Command {
     let mut command = std::process::Command::new("etcdctl");

@@ -15,6 +15,7 @@ use stead_core::api::{Event, EventKind, KeyValue};
 use stead_net::config::Flags;
 use stead_net::proto::etcdserverpb as pb;
 use stead_store::MemDisk;
+use tonic::transport::Channel;
 
 const CLIENT_PORT: u16 = 2379;
 const PEER_PORT: u16 = 2380;
@@ -160,14 +161,7 @@ impl Cluster {
         loop {
             for (index, member) in self.members.iter().enumerate().filter(|(_, m)| !m.gone) {
                 let endpoint = url(member.ip, CLIENT_PORT);
-                let status = self.control(async move {
-                    let mut client = pb::maintenance_client::MaintenanceClient::connect(endpoint)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status =
-                        client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())?;
-                    Ok(status.into_inner())
-                });
+                let status = self.control(async move { Ok(status(endpoint).await?.1) });
                 if let Ok(status) = status.await {
                     let me = status.header.map_or(0, |h| h.member_id);
                     if status.leader != 0 && status.leader == me {
@@ -312,13 +306,8 @@ impl Cluster {
                 let endpoint = endpoint.clone();
                 let hash = self
                     .control(async move {
-                        let mut client =
-                            pb::maintenance_client::MaintenanceClient::connect(endpoint)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                        let status =
-                            client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())?;
-                        if status.into_inner().header.map_or(0, |h| h.revision) < revision {
+                        let (mut client, status) = status(endpoint).await?;
+                        if status.header.map_or(0, |h| h.revision) < revision {
                             return Err("behind".to_string());
                         }
                         let answer = client
@@ -342,6 +331,17 @@ impl Cluster {
         }
         (events, hashes)
     }
+}
+
+/// A Maintenance client on `endpoint`, and the member's Status.
+async fn status(
+    endpoint: String,
+) -> Result<(pb::maintenance_client::MaintenanceClient<Channel>, pb::StatusResponse), String> {
+    let mut client = pb::maintenance_client::MaintenanceClient::connect(endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())?;
+    Ok((client, status.into_inner()))
 }
 
 /// A watch event as the core's.

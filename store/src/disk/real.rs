@@ -42,7 +42,7 @@ impl RealDisk {
     }
 
     /// Where the relative `path` is on the real file system.
-    pub fn full(&self, path: &Path) -> PathBuf {
+    fn full(&self, path: &Path) -> PathBuf {
         if let Some((dir, target)) = &self.mount {
             if let Ok(rest) = path.strip_prefix(dir) {
                 return target.join(rest);
