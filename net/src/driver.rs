@@ -9,14 +9,11 @@
 //! come from the real clock at the node's `poll_timeout`. Decisions stay in the core: this
 //! loop only moves data.
 
+use crate::handle::{Command, Handle, Leader};
 use crate::peer::Peers;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use stead_core::api::{
-    Error, Request, Response, ServerError, WatchCreateRequest, WatchRequest, WatchResponse,
-};
+use stead_core::api::{Error, Response, WatchResponse};
 use stead_core::node::{ClientId, Input, Output};
 use stead_core::time::Instant;
 use stead_core::watch::StreamId;
@@ -29,113 +26,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Commands handled per turn before the WAL is synced.
 const BATCH_MAX: usize = 4096;
-
-/// What the member's task is asked to do.
-pub enum Command {
-    /// A client request carrying an auth token, answered on `reply`.
-    Client {
-        /// The request.
-        request: Request,
-        /// The token from the gRPC metadata.
-        token: Option<String>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Response, Error>>,
-    },
-    /// A message on a watch stream; the first one also hands over where responses go.
-    Watch {
-        /// The stream.
-        stream: StreamId,
-        /// The token the stream was opened with.
-        token: Option<String>,
-        /// The message.
-        request: WatchRequest,
-        /// The stream's response channel (first message only).
-        sink: Option<mpsc::UnboundedSender<Result<WatchResponse, Error>>>,
-    },
-    /// The client closed a watch stream.
-    WatchClosed {
-        /// The stream.
-        stream: StreamId,
-    },
-    /// A raft message from a peer.
-    Peer(raft_proto::eraftpb::Message),
-    /// Who leads, and the client URLs of every member (for forwarding lease renewals).
-    Leader {
-        /// Where the answer goes: the leader's id (if known) and its client URLs.
-        reply: oneshot::Sender<Option<(u64, Vec<String>)>>,
-    },
-}
-
-/// A cheap handle the gRPC services use to reach the member.
-#[derive(Clone)]
-pub struct Handle {
-    commands: mpsc::UnboundedSender<Command>,
-    /// The next watch stream id: one sequence for clients' streams and the server's own.
-    streams: Arc<AtomicU64>,
-}
-
-/// A watch the server opened for itself (Lock, Election); closed when dropped.
-pub struct ServerWatch {
-    handle: Handle,
-    stream: StreamId,
-    responses: mpsc::UnboundedReceiver<Result<WatchResponse, Error>>,
-}
-
-impl ServerWatch {
-    /// The next response, or `None` once the member ended the stream.
-    pub async fn next(&mut self) -> Option<Result<WatchResponse, Error>> {
-        self.responses.recv().await
-    }
-}
-
-impl Drop for ServerWatch {
-    fn drop(&mut self) {
-        self.handle.send(Command::WatchClosed { stream: self.stream });
-    }
-}
-
-impl Handle {
-    /// Sends `request` with `token` and waits for the answer.
-    pub async fn call(&self, request: Request, token: Option<String>) -> Result<Response, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Client { request, token, reply })
-            .map_err(|_| Error::Server(ServerError::Stopped))?;
-        answer.await.map_err(|_| Error::Server(ServerError::Stopped))?
-    }
-
-    /// A watch stream id no other stream of this member has.
-    pub fn new_stream(&self) -> StreamId {
-        self.streams.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Opens a watch for the server's own use, as `token`'s user.
-    pub fn open_watch(
-        &self,
-        token: Option<String>,
-        create: WatchCreateRequest,
-    ) -> Result<ServerWatch, Error> {
-        let stream = self.new_stream();
-        let (sink, responses) = mpsc::unbounded_channel();
-        let request = WatchRequest::Create(create);
-        if !self.send(Command::Watch { stream, token, request, sink: Some(sink) }) {
-            return Err(Error::Server(ServerError::Stopped));
-        }
-        Ok(ServerWatch { handle: self.clone(), stream, responses })
-    }
-
-    /// The leader and its client URLs, if this member knows one.
-    pub async fn leader(&self) -> Option<(u64, Vec<String>)> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Leader { reply }).ok()?;
-        answer.await.ok()?
-    }
-
-    /// Sends any command; false if the member has stopped.
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
-    }
-}
 
 /// The member's task state.
 pub struct Driver<D: MemberDisk> {
@@ -159,6 +49,8 @@ impl<D: MemberDisk> Driver<D> {
         peers: Peers,
     ) -> (Driver<D>, Handle, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
+        let timeout = std::time::Duration::from_nanos(host.node().request_timeout().as_nanos());
+        let handle = Handle::new(commands, timeout);
         let driver = Driver {
             host,
             start,
@@ -168,7 +60,6 @@ impl<D: MemberDisk> Driver<D> {
             peers,
             disk,
         };
-        let handle = Handle { commands, streams: Arc::new(AtomicU64::new(1)) };
         (driver, handle, receiver)
     }
 
@@ -255,8 +146,10 @@ impl<D: MemberDisk> Driver<D> {
             Command::Leader { reply } => {
                 let node = self.host.node();
                 let leader = node.leader().map(|id| {
-                    let urls = node.members().into_iter().find(|m| m.id == id);
-                    (id, urls.map(|m| m.client_urls).unwrap_or_default())
+                    let member = node.members().into_iter().find(|m| m.id == id);
+                    let (peer_urls, client_urls) =
+                        member.map(|m| (m.peer_urls, m.client_urls)).unwrap_or_default();
+                    Leader { id, is_me: id == node.id(), peer_urls, client_urls }
                 });
                 let _ = reply.send(leader);
                 Ok(())

@@ -1,75 +1,165 @@
-//! Forwarding lease renewals and TTL questions to the leader, as etcd's followers do: the
-//! core answers `not leader` on a follower, and this layer asks the leader over its client URL.
+//! Requests only the leader answers, taken to it as etcd's followers take them: lease renewals
+//! (`LeaseRenew`), lease time-to-live questions and learner promotion.
+//!
+//! The core answers such a request `not leader` on a member that does not lead, and also on
+//! a leader whose lessor is not yet primary (the first moments of its term). [`at_leader`]
+//! then keeps trying, as etcd does, until the request timeout: it waits for a leader, asks it
+//! on its peer URL (`steadpeer.Peer/Forward`; the leader answers from its own member and never
+//! forwards again), and on `not leader`, no leader, a changed leader or an unreachable leader
+//! tries again 50 ms later. A client of a healthy cluster never sees `not leader`; one whose
+//! cluster has no leader for the whole request timeout sees `request timed out`.
 
-use crate::driver::Handle;
-use crate::proto::etcdserverpb as pb;
-use crate::proto::etcdserverpb::lease_client::LeaseClient;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use crate::handle::{Handle, Leader};
+use crate::proto::steadpeer::peer_client::PeerClient;
+use crate::proto::steadpeer::{ForwardAnswer, Forwarded};
 use std::time::Duration;
-use stead_core::api::{ClusterError, Error, ServerError};
+use stead_core::api::{ClusterError, ClusterRequest, Error, Request, Response, ServerError};
 use tonic::transport::Channel;
 
-/// Channels to leaders by client URL, reused across calls (a channel reconnects by itself).
-fn channels() -> &'static Mutex<BTreeMap<String, Channel>> {
-    static CHANNELS: OnceLock<Mutex<BTreeMap<String, Channel>>> = OnceLock::new();
-    CHANNELS.get_or_init(Mutex::default)
+/// How long to wait before asking again (etcd's throttle in `LeaseRenew`).
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether `request` is one a follower forwards to the leader.
+pub fn is_forwardable(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::LeaseKeepAlive(_)
+            | Request::LeaseTimeToLive(_)
+            | Request::Cluster(ClusterRequest::MemberPromote { .. })
+    )
 }
 
-/// The leader's Lease client, or why there is none.
-async fn leader_client(handle: &Handle) -> Result<LeaseClient<Channel>, Error> {
-    let (_, urls) = handle.leader().await.ok_or(Error::Server(ServerError::NoLeader))?;
-    let url = urls.first().ok_or(Error::Cluster(ClusterError::NotLeader))?;
-    let cached = channels().lock().ok().and_then(|c| c.get(url).cloned());
-    let channel = match cached {
-        Some(channel) => channel,
-        None => {
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())
-                .map_err(|_| Error::Cluster(ClusterError::NotLeader))?
-                .connect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .map_err(|_| Error::Server(ServerError::NoLeader))?;
-            if let Ok(mut cache) = channels().lock() {
-                cache.insert(url.clone(), channel.clone());
-            }
-            channel
+/// Whether asking (another) leader again may give a different answer.
+fn worth_retrying(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Cluster(ClusterError::NotLeader)
+            | Error::Server(ServerError::NoLeader | ServerError::LeaderChanged)
+    )
+}
+
+/// Asks this member, and if it does not lead, the leader, until one answers or the request
+/// timeout passes (then `request timed out`).
+pub async fn at_leader(
+    handle: &Handle,
+    request: Request,
+    token: Option<String>,
+) -> Result<Response, Error> {
+    match handle.call(request.clone(), token.clone()).await {
+        Err(error) if worth_retrying(&error) => {}
+        answered => return answered,
+    }
+    let deadline = tokio::time::Instant::now() + handle.request_timeout();
+    loop {
+        let answer = match handle.leader().await {
+            // This member leads (its lessor may not be primary yet).
+            Some(leader) if leader.is_me => Some(handle.call(request.clone(), token.clone()).await),
+            Some(leader) => ask_peer(handle, &leader, &request, &token).await,
+            None => None,
+        };
+        match answer {
+            Some(Err(error)) if worth_retrying(&error) => {}
+            Some(answered) => return answered,
+            None => {}
         }
+        tokio::time::sleep(RETRY_PAUSE).await;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ServerError::Timeout.into());
+        }
+    }
+}
+
+/// Asks `leader` over its peer URLs; `None` if none of them could be asked.
+async fn ask_peer(
+    handle: &Handle,
+    leader: &Leader,
+    request: &Request,
+    token: &Option<String>,
+) -> Option<Result<Response, Error>> {
+    let question = Forwarded {
+        request: postcard::to_allocvec(request).expect("requests encode"),
+        token: token.clone().unwrap_or_default(),
     };
-    Ok(LeaseClient::new(channel))
+    for url in &leader.peer_urls {
+        let Some(channel) = channel(handle, url).await else { continue };
+        let reply = PeerClient::new(channel).forward(question.clone()).await;
+        match reply {
+            Ok(answer) => match decode(answer.into_inner()) {
+                // The leader is stopping: another will lead.
+                Some(Err(Error::Server(ServerError::Stopped))) => {}
+                Some(answer) => return Some(answer),
+                None => tracing::warn!(%url, "a forwarded request's answer does not decode"),
+            },
+            Err(status) => tracing::debug!(%url, %status, "forwarding to the leader failed"),
+        }
+    }
+    None
 }
 
-/// Renews lease `id` on the leader, with the caller's token.
-pub async fn keep_alive(
-    handle: &Handle,
-    id: i64,
-    token: Option<String>,
-) -> Result<pb::LeaseKeepAliveResponse, tonic::Status> {
-    let mut client = leader_client(handle).await.map_err(crate::service::status)?;
-    let mut request = tonic::Request::new(tokio_stream::iter([pb::LeaseKeepAliveRequest { id }]));
-    with_token(&mut request, token);
-    let mut answers = client.lease_keep_alive(request).await?.into_inner();
-    answers
-        .message()
-        .await?
-        .ok_or_else(|| crate::service::status(Error::Server(ServerError::LeaderChanged)))
+/// The shared channel to a peer URL, connecting it the first time.
+async fn channel(handle: &Handle, url: &str) -> Option<Channel> {
+    if let Some(channel) = handle.peer_channel(url) {
+        return Some(channel);
+    }
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .ok()?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .ok()?;
+    handle.keep_peer_channel(url, channel.clone());
+    Some(channel)
 }
 
-/// Asks the leader for lease `id`'s time to live.
-pub async fn time_to_live(
-    handle: &Handle,
-    question: pb::LeaseTimeToLiveRequest,
-    token: Option<String>,
-) -> Result<pb::LeaseTimeToLiveResponse, tonic::Status> {
-    let mut client = leader_client(handle).await.map_err(crate::service::status)?;
-    let mut request = tonic::Request::new(question);
-    with_token(&mut request, token);
-    Ok(client.lease_time_to_live(request).await?.into_inner())
+/// The leader's side: the answer to a forwarded request, from this member alone.
+pub async fn answer(handle: &Handle, question: Forwarded) -> Result<ForwardAnswer, String> {
+    let request: Request =
+        postcard::from_bytes(&question.request).map_err(|e| format!("bad request: {e}"))?;
+    if !is_forwardable(&request) {
+        return Err(format!("not a request members forward: {request:?}"));
+    }
+    let token = Some(question.token).filter(|t| !t.is_empty());
+    let result = handle.call(request, token).await;
+    Ok(ForwardAnswer { result: postcard::to_allocvec(&result).expect("results encode") })
 }
 
-fn with_token<T>(request: &mut tonic::Request<T>, token: Option<String>) {
-    if let Some(value) = token.and_then(|t| t.parse().ok()) {
-        request.metadata_mut().insert("token", value);
+fn decode(answer: ForwardAnswer) -> Option<Result<Response, Error>> {
+    postcard::from_bytes(&answer.result).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stead_core::api::{LeaseKeepAliveRequest, LeaseKeepAliveResponse, ResponseHeader};
+
+    #[test]
+    fn only_leader_requests_are_forwarded() {
+        assert!(is_forwardable(&Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: 1 })));
+        let promote = Request::Cluster(ClusterRequest::MemberPromote { id: 7 });
+        assert!(is_forwardable(&promote));
+        assert!(!is_forwardable(&Request::Cluster(ClusterRequest::MemberList)));
+    }
+
+    #[test]
+    fn answers_survive_the_wire_both_ways() {
+        let ok: Result<Response, Error> = Ok(Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+            header: ResponseHeader::at(9),
+            id: 5,
+            ttl: 10,
+        }));
+        let failed: Result<Response, Error> = Err(ClusterError::NotLeader.into());
+        for result in [ok, failed] {
+            let wire = ForwardAnswer { result: postcard::to_allocvec(&result).unwrap() };
+            assert_eq!(decode(wire), Some(result));
+        }
+    }
+
+    #[test]
+    fn only_leadership_errors_are_retried() {
+        assert!(worth_retrying(&ClusterError::NotLeader.into()));
+        assert!(worth_retrying(&ServerError::NoLeader.into()));
+        assert!(!worth_retrying(&ServerError::Timeout.into()));
+        assert!(!worth_retrying(&stead_core::api::LeaseError::Exists.into()));
     }
 }

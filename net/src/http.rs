@@ -2,7 +2,7 @@
 //! (Prometheus text with etcd's metric names), as etcd serves them. A deliberately small
 //! HTTP/1.1 server: one GET per connection, answered and closed.
 
-use crate::driver::Handle;
+use crate::handle::Handle;
 use std::time::Duration;
 use stead_core::api::{MaintenanceRequest, RangeRequest, Request, Response, StatusResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

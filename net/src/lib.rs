@@ -1,8 +1,9 @@
 //! stead-net: the real-IO runtime around the sans-IO `stead_core::Node`, and the `stead` binary.
 //!
 //! A thin tokio + tonic driver: [`driver`] owns the member (node and store) in one task and
-//! feeds it real time, peer messages and client requests; [`peer`] carries raft messages
-//! between members ([`join`] finds a new member's id in a running cluster); [`service`]
+//! feeds it real time, peer messages and client requests, which reach it through a
+//! [`handle`]; [`peer`] carries raft messages between members ([`join`] finds a new member's
+//! id in a running cluster, [`forward`] takes leader-only requests to the leader); [`service`]
 //! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
 //! [`config`] reads etcd's flags; [`server`] puts them together.
 //! Decisions belong to the core, never to this crate.
@@ -11,6 +12,7 @@ pub mod config;
 pub mod convert;
 pub mod driver;
 pub mod forward;
+pub mod handle;
 #[cfg(not(madsim))]
 pub mod http;
 pub mod join;

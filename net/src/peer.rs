@@ -5,13 +5,14 @@
 //! whatever is queued as one batch per stream message, in order, without waiting for replies.
 //! When the stream ends it reconnects with backoff; messages queued meanwhile beyond a bound are
 //! dropped, which raft tolerates (it retries). Received batches are handed to the member's task
-//! in order.
+//! in order. The same service answers a joining member's member-list question and requests
+//! other members forward to the leader ([`crate::forward`]).
 
-use crate::driver::{Command, Handle};
+use crate::handle::{Command, Handle};
 use crate::proto::etcdserverpb::{MemberListRequest, MemberListResponse};
 use crate::proto::steadpeer::peer_client::PeerClient;
 use crate::proto::steadpeer::peer_server::{Peer, PeerServer};
-use crate::proto::steadpeer::{RaftAck, RaftBatch};
+use crate::proto::steadpeer::{ForwardAnswer, Forwarded, RaftAck, RaftBatch};
 use protobuf::Message as _;
 use raft_proto::eraftpb::Message;
 use std::collections::BTreeMap;
@@ -187,5 +188,13 @@ impl Peer for PeerService {
     ) -> Result<tonic::Response<MemberListResponse>, tonic::Status> {
         let answer = crate::service::cluster::member_list(&self.handle, None).await?;
         Ok(tonic::Response::new(answer))
+    }
+
+    async fn forward(
+        &self,
+        request: tonic::Request<Forwarded>,
+    ) -> Result<tonic::Response<ForwardAnswer>, tonic::Status> {
+        let answer = crate::forward::answer(&self.handle, request.into_inner()).await;
+        answer.map(tonic::Response::new).map_err(tonic::Status::invalid_argument)
     }
 }

@@ -520,6 +520,12 @@ impl Node {
         self.raw.raft.term
     }
 
+    /// How long a client request may take before it is answered `request timed out`
+    /// (etcd's `ReqTimeout`: 5 s plus two election timeouts).
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout()
+    }
+
     /// The leader this member knows of, if any.
     pub fn leader(&self) -> Option<u64> {
         Some(self.raw.raft.leader_id).filter(|&id| id != 0)

@@ -2,7 +2,7 @@
 
 use super::{ask, status, unexpected};
 use crate::convert::kv::header;
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::authpb;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::auth_server::{Auth, AuthServer};

@@ -2,7 +2,7 @@
 
 use super::{ask, unexpected};
 use crate::convert::kv::header;
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
 use stead_core::api::{ClusterRequest, ClusterResponse, Member, Request, Response};
@@ -113,8 +113,15 @@ impl Cluster for ClusterService {
         &self,
         call: Call<pb::MemberPromoteRequest>,
     ) -> Result<Answer<pb::MemberPromoteResponse>, Status> {
-        let request = ClusterRequest::MemberPromote { id: call.get_ref().id };
-        let answer = self.cluster(&call, request).await?;
+        // Only the leader knows whether the learner caught up: a follower asks it.
+        let request = Request::Cluster(ClusterRequest::MemberPromote { id: call.get_ref().id });
+        let answer = match crate::forward::at_leader(&self.handle, request, super::token(&call))
+            .await
+            .map_err(crate::service::status)?
+        {
+            Response::Cluster(answer) => answer,
+            other => return Err(unexpected(other)),
+        };
         Ok(Answer::new(pb::MemberPromoteResponse {
             header: header(answer.header),
             members: members(&answer),

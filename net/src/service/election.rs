@@ -7,7 +7,7 @@
 use super::lock::{create_or_keep, name_prefix, prefix_end, wait_for_predecessors};
 use super::{status, token};
 use crate::convert::kv::{header, key_value};
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::v3electionpb as pb;
 use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
 use std::pin::Pin;

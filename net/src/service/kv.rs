@@ -2,7 +2,7 @@
 
 use super::{ask, status, unexpected};
 use crate::convert::kv as convert;
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use stead_core::api::{CompactionRequest, Error, KvError, Request, Response};

@@ -1,14 +1,16 @@
 //! The Lease service: LeaseGrant, LeaseRevoke, LeaseKeepAlive (a stream of renewals),
-//! LeaseTimeToLive, LeaseLeases.
+//! LeaseTimeToLive, LeaseLeases. Renewals and time-to-live questions are the leader's: a
+//! member that does not lead takes them to it ([`crate::forward`]).
 
 use super::{ask, status, token, unexpected};
 use crate::convert::kv::header;
-use crate::driver::Handle;
+use crate::forward::at_leader;
+use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use std::pin::Pin;
 use stead_core::api::{
-    ClusterError, Error, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
     LeaseRevokeRequest, LeaseTimeToLiveRequest, Request, Response,
 };
 use tokio::sync::mpsc;
@@ -75,16 +77,13 @@ impl Lease for LeaseService {
         tokio::spawn(async move {
             while let Ok(Some(renewal)) = inbound.message().await {
                 let request = Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: renewal.id });
-                let answer = match handle.call(request, token.clone()).await {
+                let answer = match at_leader(&handle, request, token.clone()).await {
                     Ok(Response::LeaseKeepAlive(r)) => Ok(pb::LeaseKeepAliveResponse {
                         header: header(r.header),
                         id: r.id,
                         ttl: r.ttl,
                     }),
                     Ok(other) => Err(unexpected(other)),
-                    Err(Error::Cluster(ClusterError::NotLeader)) => {
-                        crate::forward::keep_alive(&handle, renewal.id, token.clone()).await
-                    }
                     Err(error) => Err(status(error)),
                 };
                 let failed = answer.is_err();
@@ -103,14 +102,7 @@ impl Lease for LeaseService {
         let body = call.get_ref();
         let request =
             Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: body.id, keys: body.keys });
-        let answer = match self.handle.call(request, token(&call)).await {
-            Err(Error::Cluster(ClusterError::NotLeader)) => {
-                let forwarded = crate::forward::time_to_live(&self.handle, *body, token(&call));
-                return forwarded.await.map(Answer::new);
-            }
-            other => other.map_err(status)?,
-        };
-        match answer {
+        match at_leader(&self.handle, request, token(&call)).await.map_err(status)? {
             Response::LeaseTimeToLive(r) => Ok(Answer::new(pb::LeaseTimeToLiveResponse {
                 header: header(r.header),
                 id: r.id,

@@ -6,7 +6,7 @@
 
 use super::{status, token, unexpected};
 use crate::convert::kv::header;
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use stead_core::api::{

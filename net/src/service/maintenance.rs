@@ -3,7 +3,7 @@
 
 use super::{ask, unexpected};
 use crate::convert::kv::header;
-use crate::driver::Handle;
+use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
 use std::pin::Pin;

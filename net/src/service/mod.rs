@@ -26,7 +26,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod watch;
 
-use crate::driver::Handle;
+use crate::handle::Handle;
 use stead_core::api::{Error, Request, Response};
 
 /// An error as the gRPC status etcd sends.

@@ -6,7 +6,7 @@
 
 use super::{status, token};
 use crate::convert::kv::{event, header};
-use crate::driver::{Command, Handle};
+use crate::handle::{Command, Handle};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use std::pin::Pin;
