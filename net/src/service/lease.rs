@@ -10,8 +10,8 @@ use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::lease_server::{Lease, LeaseServer};
 use std::pin::Pin;
 use stead_core::api::{
-    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
-    LeaseRevokeRequest, LeaseTimeToLiveRequest, Request, Response,
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest,
+    LeaseTimeToLiveRequest, Request, Response,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
