@@ -147,9 +147,8 @@ impl<D: MemberDisk> Driver<D> {
                 let node = self.host.node();
                 let leader = node.leader().map(|id| {
                     let member = node.members().into_iter().find(|m| m.id == id);
-                    let (peer_urls, client_urls) =
-                        member.map(|m| (m.peer_urls, m.client_urls)).unwrap_or_default();
-                    Leader { id, is_me: id == node.id(), peer_urls, client_urls }
+                    let peer_urls = member.map(|m| m.peer_urls).unwrap_or_default();
+                    Leader { id, is_me: id == node.id(), peer_urls }
                 });
                 let _ = reply.send(leader);
                 Ok(())

@@ -56,10 +56,9 @@ pub struct Leader {
     pub id: u64,
     /// Whether it is the member asked.
     pub is_me: bool,
-    /// Its peer URLs (known from the membership in the log, so from the start).
+    /// Its peer URLs (known from the membership in the log, so from the start; its client
+    /// URLs are not known until it has published them).
     pub peer_urls: Vec<String>,
-    /// Its client URLs (empty until it has published them through the log).
-    pub client_urls: Vec<String>,
 }
 
 /// A cheap handle the gRPC services use to reach the member.

@@ -23,6 +23,14 @@ async fn the_real_runtime_keeps_its_guarantees_under_faults() {
     summary.assert_clean();
 }
 
+/// Regression (found by the real-process suite, `tests/tests/leases.rs`): lease calls sent to
+/// the followers of a fresh cluster are all answered, none with `not leader`.
+#[madsim::test]
+async fn followers_of_a_fresh_cluster_answer_lease_calls() {
+    let (calls, failures) = tier2::leases::fresh_cluster_lease_calls().await;
+    assert!(failures.is_empty(), "{} of {calls} lease calls failed: {failures:?}", failures.len());
+}
+
 /// Same seed, same outcome: the trace hash (history, final log, fault times) of two runs.
 #[test]
 fn a_seed_replays_bit_exactly() {

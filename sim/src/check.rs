@@ -524,7 +524,7 @@ mod tests {
     }
 
     fn checks(ops: Vec<Op>, events: &[Event]) -> Vec<&'static str> {
-        linearizability(&History { ops }, events).into_iter().map(|v| v.check).collect()
+        linearizability(&History::of(ops), events).into_iter().map(|v| v.check).collect()
     }
 
     fn view(

@@ -132,9 +132,42 @@ pub struct Op {
 pub struct History {
     /// The operations; an operation's index is its id.
     pub ops: Vec<Op>,
+    /// The last invocation or completion order handed out by [`History::invoke`] and
+    /// [`History::complete`].
+    order: u64,
 }
 
 impl History {
+    /// A history of `ops` as they are.
+    pub fn of(ops: Vec<Op>) -> History {
+        History { ops, order: 0 }
+    }
+
+    /// Records that `client` sends `kind` at `now`; the operation's id.
+    pub fn invoke(&mut self, client: usize, kind: OpKind, now: Instant) -> usize {
+        self.order += 1;
+        self.ops.push(Op {
+            client,
+            kind,
+            invoke: now,
+            complete: None,
+            invoke_order: self.order,
+            complete_order: None,
+            outcome: Outcome::Pending,
+        });
+        self.ops.len() - 1
+    }
+
+    /// Records that operation `id` ended with `outcome` at `now` (for an unknown outcome: when
+    /// the client gave up).
+    pub fn complete(&mut self, id: usize, outcome: Outcome, now: Instant) {
+        self.order += 1;
+        let op = &mut self.ops[id];
+        op.complete = Some(now);
+        op.complete_order = Some(self.order);
+        op.outcome = outcome;
+    }
+
     /// How many operations ended each way: (acknowledged, failed, unknown).
     pub fn tally(&self) -> (usize, usize, usize) {
         let mut tally = (0, 0, 0);

@@ -163,6 +163,14 @@ impl Member {
         }
     }
 
+    /// If its process ended by itself (not by [`Member::kill`]): how. It is then not running.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        self.paused = false;
+        Some(status.to_string())
+    }
+
     /// Whether it is stopped by `SIGSTOP`.
     pub fn paused(&self) -> bool {
         self.paused

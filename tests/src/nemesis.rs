@@ -27,6 +27,8 @@ pub struct Nemesis {
     founders: usize,
     /// Every fault applied, in order.
     pub timeline: Vec<FaultRecord>,
+    /// Founding members whose process ended by itself, outside a full disk: how and when.
+    pub crashes: Vec<String>,
     counts: [usize; KINDS.len()],
     start: std::time::Instant,
 }
@@ -35,7 +37,8 @@ impl Nemesis {
     /// A schedule from `seed` for a cluster of `founders` members, timed from `start`.
     pub fn new(seed: u64, founders: usize, start: std::time::Instant) -> Nemesis {
         let rng = ChaCha8Rng::seed_from_u64(seed);
-        Nemesis { rng, founders, timeline: Vec::new(), counts: [0; KINDS.len()], start }
+        let (timeline, crashes) = (Vec::new(), Vec::new());
+        Nemesis { rng, founders, timeline, crashes, counts: [0; KINDS.len()], start }
     }
 
     /// How many faults of each kind were applied.
@@ -65,6 +68,7 @@ impl Nemesis {
         while tokio::time::Instant::now() < until {
             let quiet = self.pause_for(500, 1500);
             tokio::time::sleep(quiet).await;
+            self.note_crashes(cluster);
             let kind = self.rng.gen_range(0..KINDS.len());
             if let Err(error) = self.apply(cluster, kind).await {
                 self.record(kind, format!("could not finish: {error}"));
@@ -163,15 +167,14 @@ impl Nemesis {
                 cluster.members[victim].fill_disk()?;
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 cluster.members[victim].free_disk();
-                let stopped = !cluster.members[victim].running();
-                self.record(
-                    kind,
-                    format!("m{victim}'s disk full for 3s (member stopped: {stopped})"),
-                );
-                if stopped {
-                    cluster.restart(victim)?;
-                }
-                Ok(())
+                // A member stops on a full disk, as etcd does: not a crash.
+                let stopped = cluster.members[victim].exited();
+                let what = match &stopped {
+                    Some(how) => format!("member stopped: {how}"),
+                    None => "member kept running".into(),
+                };
+                self.record(kind, format!("m{victim}'s disk full for 3s ({what})"));
+                cluster.restart(victim)
             }
             _ => unreachable!("every kind is handled"),
         }
@@ -180,6 +183,7 @@ impl Nemesis {
     /// Ends every fault: partitions healed, paused members resumed, stopped founders restarted,
     /// disks freed.
     pub fn heal(&mut self, cluster: &mut Cluster) -> Result<(), String> {
+        self.note_crashes(cluster);
         cluster.network().heal()?;
         for i in 0..self.founders {
             cluster.members[i].free_disk();
@@ -189,6 +193,19 @@ impl Nemesis {
             cluster.restart(i)?;
         }
         Ok(())
+    }
+}
+
+impl Nemesis {
+    /// Records founding members whose process ended by itself.
+    pub fn note_crashes(&mut self, cluster: &mut Cluster) {
+        for i in 0..self.founders {
+            if let Some(how) = cluster.members[i].exited() {
+                let at = self.start.elapsed().as_secs_f64();
+                self.crashes
+                    .push(format!("m{i} ended by itself ({how}) by {at:.1} s; see its log"));
+            }
+        }
     }
 }
 

@@ -3,23 +3,24 @@
 //! lease's [`LeaseLife`] and every [`WatchSession`]. Times are nanoseconds since the run
 //! started, on the one monotonic clock all processes of this machine share.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use stead_core::api::{Event, EventKind, KeyValue};
 use stead_core::time::Instant;
 use stead_net::proto::mvccpb;
 use stead_sim::check_lease::LeaseLife;
 use stead_sim::check_watch::WatchSession;
-use stead_sim::history::{History, Op, OpKind, Outcome};
+use stead_sim::history::{History, OpKind, Outcome};
 
 /// The shared record of one run.
 pub struct Recorder {
     start: std::time::Instant,
-    order: AtomicU64,
     history: Mutex<History>,
     leases: Mutex<Vec<LeaseLife>>,
     /// Every watch session, and whether it is still open.
     sessions: Mutex<Vec<(WatchSession, bool)>>,
+    /// Every error a client call got, by message.
+    errors: Mutex<BTreeMap<String, usize>>,
 }
 
 impl Default for Recorder {
@@ -33,10 +34,10 @@ impl Recorder {
     pub fn new() -> Recorder {
         Recorder {
             start: std::time::Instant::now(),
-            order: AtomicU64::new(0),
             history: Mutex::default(),
             leases: Mutex::default(),
             sessions: Mutex::default(),
+            errors: Mutex::default(),
         }
     }
 
@@ -48,28 +49,24 @@ impl Recorder {
     /// Records that `client` sends `kind`; the id to complete it with.
     pub fn invoke(&self, client: usize, kind: OpKind) -> usize {
         let mut history = self.history.lock().expect("the recorder is not poisoned");
-        let invoke_order = self.order.fetch_add(1, Ordering::SeqCst);
-        history.ops.push(Op {
-            client,
-            kind,
-            invoke: self.now(),
-            complete: None,
-            invoke_order,
-            complete_order: None,
-            outcome: Outcome::Pending,
-        });
-        history.ops.len() - 1
+        history.invoke(client, kind, self.now())
     }
 
-    /// Records how operation `id` ended (an unknown outcome has no completion time).
+    /// Records how operation `id` ended (for an unknown outcome: when the client gave up).
     pub fn complete(&self, id: usize, outcome: Outcome) {
         let mut history = self.history.lock().expect("the recorder is not poisoned");
-        let op = &mut history.ops[id];
-        if outcome != Outcome::Unknown {
-            op.complete = Some(self.now());
-            op.complete_order = Some(self.order.fetch_add(1, Ordering::SeqCst));
-        }
-        op.outcome = outcome;
+        history.complete(id, outcome, self.now());
+    }
+
+    /// Counts an error a client call got.
+    pub fn error(&self, message: &str) {
+        let mut errors = self.errors.lock().expect("the recorder is not poisoned");
+        *errors.entry(message.to_string()).or_default() += 1;
+    }
+
+    /// Every error client calls got, by message.
+    pub fn errors(&self) -> BTreeMap<String, usize> {
+        self.errors.lock().expect("the recorder is not poisoned").clone()
     }
 
     /// Keeps a lease's life (once the client is done with it).

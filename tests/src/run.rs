@@ -56,6 +56,8 @@ pub struct Report {
     pub leases: usize,
     /// Faults applied, by kind.
     pub faults: Vec<(&'static str, usize)>,
+    /// Errors client calls got, by message.
+    pub errors: std::collections::BTreeMap<String, usize>,
     /// Every broken guarantee.
     pub violations: Vec<Violation>,
     /// The run's folder (kept when it failed or was asked to).
@@ -137,6 +139,8 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
 
+    nemesis.note_crashes(&mut cluster);
+    violations.extend(nemesis.crashes.iter().map(|c| Violation::new("crash", c.clone())));
     let events = final_log(&cluster, last, &mut violations).await;
     let leases = granted_leases(&mut cluster).await;
     let end = recorder.now();
@@ -151,6 +155,11 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
         leases,
     };
     violations.extend(judge(&observed));
+    // etcd never refuses a client `not leader` for what the clients send: followers forward.
+    let errors = recorder.errors();
+    for (message, count) in errors.iter().filter(|(m, _)| m.contains("not leader")) {
+        violations.push(Violation::new("not-leader", format!("{count} calls got {message}")));
+    }
 
     let report = Report {
         seed: settings.seed,
@@ -159,6 +168,7 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
         watched: sessions.iter().map(|s| s.events.len()).sum(),
         leases: lives.len(),
         faults: nemesis.counts(),
+        errors,
         violations,
         dir: dir.clone(),
         seconds: began.elapsed().as_secs_f64(),
@@ -169,6 +179,8 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     }
     write(&dir, "history.txt", &history_text);
     write(&dir, "faults.txt", &timeline(&nemesis.timeline));
+    let errors: Vec<String> = report.errors.iter().map(|(m, n)| format!("{n:>6}  {m}")).collect();
+    write(&dir, "errors.txt", &errors.join("\n"));
     let found: Vec<String> =
         report.violations.iter().map(|v| format!("{}: {}", v.check, v.detail)).collect();
     write(&dir, "violations.txt", &found.join("\n"));

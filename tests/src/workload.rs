@@ -44,14 +44,18 @@ impl Clients {
     }
 }
 
+/// The answer to `call`, or its error (also counted in `recorder`).
 async fn within<T>(
+    recorder: &Recorder,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(Ok(answer)) => Ok(answer.into_inner()),
-        Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
-        Err(_) => Err("timed out".into()),
-    }
+    let error = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(answer)) => return Ok(answer.into_inner()),
+        Ok(Err(status)) => format!("{:?}: {}", status.code(), status.message()),
+        Err(_) => "client timeout".to_string(),
+    };
+    recorder.error(&error);
+    Err(error)
 }
 
 fn revision(header: Option<pb::ResponseHeader>) -> i64 {
@@ -81,7 +85,7 @@ pub async fn kv_client(clients: Clients, client: usize, seed: u64) {
             let id =
                 recorder.invoke(client, OpKind::Put { key: key.clone(), value: value.clone() });
             let put = pb::PutRequest { key: key.into(), value: value.into(), ..Default::default() };
-            match within(kv.put(put)).await {
+            match within(recorder, kv.put(put)).await {
                 Ok(r) => {
                     recorder.complete(id, Outcome::Put { revision: revision(r.header) });
                     true
@@ -94,7 +98,7 @@ pub async fn kv_client(clients: Clients, client: usize, seed: u64) {
         } else if roll < 40 {
             let id = recorder.invoke(client, OpKind::Delete { key: key.clone() });
             let delete = pb::DeleteRangeRequest { key: key.into(), ..Default::default() };
-            match within(kv.delete_range(delete)).await {
+            match within(recorder, kv.delete_range(delete)).await {
                 Ok(r) => {
                     let outcome =
                         Outcome::Delete { revision: revision(r.header), deleted: r.deleted };
@@ -113,7 +117,7 @@ pub async fn kv_client(clients: Clients, client: usize, seed: u64) {
             let kind =
                 OpKind::Cas { key: key.clone(), expected: expected.clone(), value: value.clone() };
             let id = recorder.invoke(client, kind);
-            match within(kv.txn(cas(&key, expected, &value))).await {
+            match within(recorder, kv.txn(cas(&key, expected, &value))).await {
                 Ok(r) => {
                     let read = r.responses.into_iter().find_map(|op| match op.response {
                         Some(pb::response_op::Response::ResponseRange(range)) => {
@@ -143,7 +147,7 @@ pub async fn kv_client(clients: Clients, client: usize, seed: u64) {
         } else if roll < 85 {
             let id = recorder.invoke(client, OpKind::Get { key: key.clone(), serializable });
             let get = pb::RangeRequest { key: key.into(), serializable, ..Default::default() };
-            match within(kv.range(get)).await {
+            match within(recorder, kv.range(get)).await {
                 Ok(r) => {
                     let value = r.kvs.first().map(|kv| text(&kv.value));
                     seen[k] = value.clone();
@@ -165,7 +169,7 @@ pub async fn kv_client(clients: Clients, client: usize, seed: u64) {
                 serializable,
                 ..Default::default()
             };
-            match within(kv.range(range)).await {
+            match within(recorder, kv.range(range)).await {
                 Ok(r) => {
                     let kvs = r.kvs.iter().map(|kv| (text(&kv.key), text(&kv.value))).collect();
                     recorder.complete(id, Outcome::Range { revision: revision(r.header), kvs });
@@ -226,7 +230,9 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
         let (mut leases, mut kv) = (LeaseClient::new(channel.clone()), KvClient::new(channel));
         let ttl = rng.gen_range(3..=5);
         let granted = recorder.now();
-        let id = match within(leases.lease_grant(pb::LeaseGrantRequest { ttl, id: 0 })).await {
+        let id = match within(recorder, leases.lease_grant(pb::LeaseGrantRequest { ttl, id: 0 }))
+            .await
+        {
             Ok(r) => r.id,
             Err(_) => {
                 member = (member + 1) % clients.channels.len();
@@ -235,7 +241,7 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
             }
         };
         number += 1;
-        let mut life = LeaseLife::new(client + 1000, number, id, ttl, granted);
+        let mut life = LeaseLife::new(client, number, id, ttl, granted);
         for n in 0..rng.gen_range(1..=2) {
             let key = life.key(n);
             let value = format!("l{client}-{number}-{n}");
@@ -246,7 +252,7 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
                 ..Default::default()
             };
             let invoke = recorder.now();
-            match within(kv.put(put)).await {
+            match within(recorder, kv.put(put)).await {
                 Ok(_) => life.keys.push(key),
                 Err(error) if error.contains("requested lease not found") => {
                     life.gone.push(Gone { invoke, complete: recorder.now() })
@@ -263,11 +269,14 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
                 match keep_alive(&mut leases, id).await {
                     Ok(ttl) if ttl > 0 => life.renewals.push((invoke, recorder.now())),
                     Ok(_) => life.gone.push(Gone { invoke, complete: recorder.now() }),
-                    Err(_) => member = (member + 1) % clients.channels.len(),
+                    Err(error) => {
+                        recorder.error(&error);
+                        member = (member + 1) % clients.channels.len();
+                    }
                 }
             } else if let Some(key) = life.keys.first().cloned() {
                 let get = pb::RangeRequest { key: key.into(), ..Default::default() };
-                if let Ok(r) = within(kv.range(get)).await {
+                if let Ok(r) = within(recorder, kv.range(get)).await {
                     if r.kvs.is_empty() {
                         life.gone.push(Gone { invoke, complete: recorder.now() });
                     }
@@ -276,12 +285,14 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
         }
         if rng.gen_bool(0.5) {
             life.revoke_invoked = Some(recorder.now());
-            if let Ok(r) = within(leases.lease_revoke(pb::LeaseRevokeRequest { id })).await {
+            if let Ok(r) =
+                within(recorder, leases.lease_revoke(pb::LeaseRevokeRequest { id })).await
+            {
                 life.revoke_acked = Some((recorder.now(), revision(r.header)));
                 for key in life.keys.clone() {
                     let invoke = recorder.now();
                     let get = pb::RangeRequest { key: key.into(), ..Default::default() };
-                    if within(kv.range(get)).await.is_ok_and(|r| !r.kvs.is_empty()) {
+                    if within(recorder, kv.range(get)).await.is_ok_and(|r| !r.kvs.is_empty()) {
                         life.outlived.push(invoke);
                     }
                 }
@@ -304,7 +315,7 @@ async fn keep_alive(leases: &mut LeaseClient<Channel>, id: i64) -> Result<i64, S
         Ok(Ok(Some(answer))) => Ok(answer.ttl),
         Ok(Ok(None)) => Err("the keep-alive stream ended".into()),
         Ok(Err(status)) => Err(format!("{:?}: {}", status.code(), status.message())),
-        Err(_) => Err("timed out".into()),
+        Err(_) => Err("client timeout".into()),
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stead_net::proto::etcdserverpb as pb;
-use stead_sim::history::{History, Op, OpKind, Outcome};
+use stead_sim::history::{History, OpKind, Outcome};
 use tonic::transport::Channel;
 
 /// How long a client waits for an answer before it gives up on the operation.
@@ -16,19 +16,17 @@ const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The keys clients use: few, so operations collide.
 const KEYS: usize = 5;
 
-/// The history of every client's operations, with a global order of invocations and
-/// completions.
+/// The history of every client's operations, timed from the start of the run.
 pub struct Recorder {
     /// The operations so far.
     pub history: History,
     start: Instant,
-    order: u64,
 }
 
 impl Recorder {
     /// An empty history whose clock starts at `start`.
     pub fn new(start: Instant) -> Recorder {
-        Recorder { history: History::default(), start, order: 0 }
+        Recorder { history: History::default(), start }
     }
 
     fn now(&self) -> stead_core::time::Instant {
@@ -36,26 +34,13 @@ impl Recorder {
     }
 
     fn invoke(&mut self, client: usize, kind: OpKind) -> usize {
-        self.order += 1;
-        self.history.ops.push(Op {
-            client,
-            kind,
-            invoke: self.now(),
-            complete: None,
-            invoke_order: self.order,
-            complete_order: None,
-            outcome: Outcome::Pending,
-        });
-        self.history.ops.len() - 1
+        let now = self.now();
+        self.history.invoke(client, kind, now)
     }
 
     fn complete(&mut self, op: usize, outcome: Outcome) {
-        self.order += 1;
-        let (now, order) = (self.now(), self.order);
-        let op = &mut self.history.ops[op];
-        op.complete = Some(now);
-        op.complete_order = Some(order);
-        op.outcome = outcome;
+        let now = self.now();
+        self.history.complete(op, outcome, now);
     }
 }
 

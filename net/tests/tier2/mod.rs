@@ -3,6 +3,7 @@
 
 mod clients;
 mod cluster;
+pub mod leases;
 
 use clients::Recorder;
 use cluster::Cluster;

@@ -7,7 +7,7 @@
 //! retried at once as a new operation. Writes are not retried: a retried write may apply twice.
 
 use super::{leases, Event, World};
-use crate::history::{Op, OpKind, Outcome};
+use crate::history::{OpKind, Outcome};
 use rand::Rng;
 use stead_core::api::{
     CompactionRequest, Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error,
@@ -55,18 +55,7 @@ impl World {
                 target = running[self.workload.gen_range(0..running.len())];
             }
         }
-        let op = self.history.ops.len();
-        self.order += 1;
-        let invoke_order = self.order;
-        self.history.ops.push(Op {
-            client,
-            kind: kind.clone(),
-            invoke: self.now,
-            complete: None,
-            invoke_order,
-            complete_order: None,
-            outcome: Outcome::Pending,
-        });
+        let op = self.history.invoke(client, kind.clone(), self.now);
         if !matches!(self.hosts.get(&target), Some(Some(_))) {
             // Connection refused: nothing was sent.
             return self.finish_op(op, Outcome::Failed("connection refused".into()));
@@ -254,12 +243,8 @@ impl World {
         if read && unavailable {
             self.read_retries.insert(client, self.history.ops[op].kind.clone());
         }
-        self.order += 1;
-        let entry = &mut self.history.ops[op];
-        entry.outcome = outcome;
-        entry.complete = Some(self.now);
-        entry.complete_order = Some(self.order);
-        let client = entry.client;
+        self.history.complete(op, outcome, self.now);
+        let client = self.history.ops[op].client;
         let think = Duration::from_millis(self.workload.gen_range(0..=5));
         self.at(think, Event::ClientNext(client));
     }

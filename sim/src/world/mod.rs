@@ -175,8 +175,6 @@ pub struct World {
     admin: BTreeMap<u64, churn::Admin>,
     /// Members the world asked to remove.
     removal_requested: BTreeSet<u64>,
-    /// Orders client invocations and completions (see `Op::invoke_order`).
-    order: u64,
     /// How many times each member's process was started again.
     incarnations: BTreeMap<u64, u64>,
     /// Every watch session so far.
@@ -261,7 +259,6 @@ impl World {
             learner: None,
             admin: BTreeMap::new(),
             removal_requested: BTreeSet::new(),
-            order: 0,
             incarnations: BTreeMap::new(),
             watch_sessions: Vec::new(),
             streams: BTreeMap::new(),

@@ -65,6 +65,9 @@ async fn main() {
             };
             let report = run(&settings).await?;
             println!("{}", report.verdict());
+            for (message, count) in &report.errors {
+                println!("  client errors: {count} x {message}");
+            }
             for violation in report.violations.iter().take(20) {
                 println!("  {}: {}", violation.check, violation.detail);
             }
