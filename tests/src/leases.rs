@@ -9,6 +9,7 @@
 
 use crate::cluster::Cluster;
 use crate::member::Flavor;
+use crate::workload::keep_alive;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -78,22 +79,17 @@ async fn ask(channel: Channel, id: i64, calls: usize) -> Tally {
         tally.calls += 1;
         let outcome = if call % 2 == 0 {
             let question = pb::LeaseTimeToLiveRequest { id, keys: false };
-            client.lease_time_to_live(question).await.map(|a| a.into_inner().ttl)
+            let answer = client.lease_time_to_live(question).await;
+            answer
+                .map(|a| a.into_inner().ttl)
+                .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
         } else {
-            let renewal = tokio_stream::iter([pb::LeaseKeepAliveRequest { id }]);
-            match client.lease_keep_alive(renewal).await {
-                Ok(answers) => match answers.into_inner().message().await {
-                    Ok(Some(answer)) => Ok(answer.ttl),
-                    Ok(None) => Err(tonic::Status::unknown("the keep-alive stream ended")),
-                    Err(status) => Err(status),
-                },
-                Err(status) => Err(status),
-            }
+            keep_alive(&mut client, id).await
         };
         let error = match outcome {
             Ok(ttl) if ttl > 0 => continue,
             Ok(ttl) => format!("lease answered with TTL {ttl}"),
-            Err(status) => format!("{:?}: {}", status.code(), status.message()),
+            Err(error) => error,
         };
         *tally.errors.entry(error).or_default() += 1;
     }

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use stead_core::api::{Event, EventKind, KeyValue};
 use stead_core::time::Instant;
-use stead_net::proto::mvccpb;
 use stead_sim::check_lease::LeaseLife;
 use stead_sim::check_watch::WatchSession;
 use stead_sim::history::{History, OpKind, Outcome};
@@ -108,31 +106,5 @@ impl Recorder {
             session
         });
         (history, leases, sessions.collect())
-    }
-}
-
-/// A key-value pair as the core's.
-pub fn key_value(kv: mvccpb::KeyValue) -> KeyValue {
-    KeyValue {
-        key: kv.key,
-        create_revision: kv.create_revision,
-        mod_revision: kv.mod_revision,
-        version: kv.version,
-        value: kv.value,
-        lease: kv.lease,
-    }
-}
-
-/// A watch event as the core's.
-pub fn event(event: mvccpb::Event) -> Event {
-    let kind = if event.r#type == mvccpb::event::EventType::Delete as i32 {
-        EventKind::Delete
-    } else {
-        EventKind::Put
-    };
-    Event {
-        kind,
-        kv: key_value(event.kv.unwrap_or_default()),
-        prev_kv: event.prev_kv.map(key_value),
     }
 }

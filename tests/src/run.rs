@@ -9,7 +9,7 @@
 use crate::cluster::Cluster;
 use crate::member::Flavor;
 use crate::nemesis::Nemesis;
-use crate::recorder::{event, Recorder};
+use crate::recorder::Recorder;
 use crate::verdict::{judge, Observed};
 use crate::workload::{kv_client, lease_client, watcher, Clients};
 use std::fmt::Write as _;
@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use stead_core::api::Event;
+use stead_net::convert::kv::event_from_pb as event;
 use stead_net::proto::etcdserverpb as pb;
 use stead_net::proto::etcdserverpb::lease_client::LeaseClient;
 use stead_sim::check::Violation;

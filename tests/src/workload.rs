@@ -7,12 +7,13 @@
 //! Writes whose answer did not come (an error, a timeout, a lost connection) have an unknown
 //! outcome: they may have taken effect. Failed reads took no effect.
 
-use crate::recorder::{event, Recorder};
+use crate::recorder::Recorder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use stead_net::convert::kv::event_from_pb as event;
 use stead_net::proto::etcdserverpb as pb;
 use stead_net::proto::etcdserverpb::kv_client::KvClient;
 use stead_net::proto::etcdserverpb::lease_client::LeaseClient;
@@ -305,7 +306,7 @@ pub async fn lease_client(clients: Clients, client: usize, seed: u64) {
 }
 
 /// One renewal on a stream of its own: the TTL the leader answered.
-async fn keep_alive(leases: &mut LeaseClient<Channel>, id: i64) -> Result<i64, String> {
+pub async fn keep_alive(leases: &mut LeaseClient<Channel>, id: i64) -> Result<i64, String> {
     let renewal = tokio_stream::iter([pb::LeaseKeepAliveRequest { id }]);
     let call = async {
         let mut answers = leases.lease_keep_alive(renewal).await?.into_inner();

@@ -39,6 +39,32 @@ pub fn event(event: core::Event) -> mvccpb::Event {
     }
 }
 
+/// A key-value from etcd's (what a client of stead or etcd receives).
+pub fn key_value_from_pb(kv: mvccpb::KeyValue) -> core::KeyValue {
+    core::KeyValue {
+        key: kv.key,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: kv.value,
+        lease: kv.lease,
+    }
+}
+
+/// An event from etcd's (what a watcher of stead or etcd receives).
+pub fn event_from_pb(event: mvccpb::Event) -> core::Event {
+    let kind = if event.r#type == mvccpb::event::EventType::Delete as i32 {
+        core::EventKind::Delete
+    } else {
+        core::EventKind::Put
+    };
+    core::Event {
+        kind,
+        kv: event.kv.map(key_value_from_pb).unwrap_or_default(),
+        prev_kv: event.prev_kv.map(key_value_from_pb),
+    }
+}
+
 /// A range request from etcd's (unknown enum values read as the default, as Go's do).
 pub fn range_request(r: pb::RangeRequest) -> core::RangeRequest {
     use pb::range_request::{SortOrder, SortTarget};

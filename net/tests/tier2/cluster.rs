@@ -11,8 +11,9 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stead_core::api::{Event, EventKind, KeyValue};
+use stead_core::api::Event;
 use stead_net::config::Flags;
+use stead_net::convert::kv::event_from_pb;
 use stead_net::proto::etcdserverpb as pb;
 use stead_store::MemDisk;
 use tonic::transport::Channel;
@@ -292,7 +293,7 @@ impl Cluster {
                 while events.last().is_none_or(|e: &Event| e.kv.mod_revision < revision) {
                     let response = responses.message().await.map_err(|e| e.to_string())?;
                     let response = response.ok_or("the watch ended")?;
-                    events.extend(response.events.into_iter().map(event));
+                    events.extend(response.events.into_iter().map(event_from_pb));
                 }
                 Ok(events)
             })
@@ -342,21 +343,4 @@ async fn status(
         .map_err(|e| e.to_string())?;
     let status = client.status(pb::StatusRequest {}).await.map_err(|e| e.to_string())?;
     Ok((client, status.into_inner()))
-}
-
-/// A watch event as the core's.
-fn event(event: stead_net::proto::mvccpb::Event) -> Event {
-    let kv = |kv: stead_net::proto::mvccpb::KeyValue| KeyValue {
-        key: kv.key.to_vec(),
-        create_revision: kv.create_revision,
-        mod_revision: kv.mod_revision,
-        version: kv.version,
-        value: kv.value.to_vec(),
-        lease: kv.lease,
-    };
-    Event {
-        kind: if event.r#type == 0 { EventKind::Put } else { EventKind::Delete },
-        kv: event.kv.map(kv).unwrap_or_default(),
-        prev_kv: event.prev_kv.map(kv),
-    }
 }
