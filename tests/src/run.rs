@@ -128,6 +128,7 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
         let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
     }
 
+    drain_leases(&mut cluster, &mut violations).await;
     let last = settle(&mut cluster, &mut violations).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while recorder.slowest_open_session().is_some_and(|r| r < last)
@@ -143,7 +144,7 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     nemesis.note_crashes(&mut cluster);
     violations.extend(nemesis.crashes.iter().map(|c| Violation::new("crash", c.clone())));
     let events = final_log(&cluster, last, &mut violations).await;
-    let leases = granted_leases(&mut cluster).await;
+    let leases = granted_leases(&mut cluster).await.unwrap_or_default();
     let end = recorder.now();
     let (history, lives, sessions) = recorder.finish(last);
     let observed = Observed {
@@ -180,6 +181,8 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     }
     write(&dir, "history.txt", &history_text);
     write(&dir, "faults.txt", &timeline(&nemesis.timeline));
+    let log: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+    write(&dir, "final-log.txt", &log.join("\n"));
     let errors: Vec<String> = report.errors.iter().map(|(m, n)| format!("{n:>6}  {m}")).collect();
     write(&dir, "errors.txt", &errors.join("\n"));
     let found: Vec<String> =
@@ -251,13 +254,31 @@ async fn final_log(cluster: &Cluster, last: i64, violations: &mut Vec<Violation>
     events
 }
 
-/// The leases the leader holds at the end.
-async fn granted_leases(cluster: &mut Cluster) -> Vec<i64> {
-    let Some((leader, _)) = cluster.leader().await else { return Vec::new() };
+/// The leases the leader holds (`None`: no leader answered).
+async fn granted_leases(cluster: &mut Cluster) -> Option<Vec<i64>> {
+    let (leader, _) = cluster.leader().await?;
     let mut client = LeaseClient::new(cluster.channel(leader));
-    match client.lease_leases(pb::LeaseLeasesRequest {}).await {
-        Ok(answer) => answer.into_inner().leases.iter().map(|l| l.id).collect(),
-        Err(_) => Vec::new(),
+    let answer = client.lease_leases(pb::LeaseLeasesRequest {}).await.ok()?;
+    Some(answer.into_inner().leases.iter().map(|l| l.id).collect())
+}
+
+/// Waits until every lease is gone: the lease clients revoked or abandoned theirs when they
+/// stopped (a grant whose answer was lost made one nobody knows of), and an abandoned lease
+/// expires within its TTL plus an election timeout. After that nothing writes any more, so
+/// the final log is final. Leases still there after 30 s are a liveness violation.
+async fn drain_leases(cluster: &mut Cluster, violations: &mut Vec<Violation>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let leases = granted_leases(cluster).await;
+        if leases.as_ref().is_some_and(Vec::is_empty) {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let detail = format!("leases never expired after the clients left: {leases:x?}");
+            violations.push(Violation::new("liveness", detail));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
