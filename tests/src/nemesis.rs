@@ -5,7 +5,8 @@
 //! - `pause`: `SIGSTOP` for 1.5-3 s, longer than the election timeout, then `SIGCONT`;
 //! - `partition`: cut a member off from every other (or one pair of members) for 2-4 s;
 //! - `transfer`: a leader-transfer storm, three MoveLeader calls to random voters;
-//! - `churn`: add a learner on a spare host, start it, promote it, remove it, stop it;
+//! - `churn`: add a learner on a spare host, start it, promote it through a follower (which
+//!   must take it to the leader, never answer `not leader`), remove it, stop it;
 //! - `disk-full`: fill a member's data dir to the last byte for 3 s, then free it and
 //!   restart the member if the full disk stopped it (as it stops etcd).
 //!
@@ -29,6 +30,8 @@ pub struct Nemesis {
     pub timeline: Vec<FaultRecord>,
     /// Founding members whose process ended by itself, outside a full disk: how and when.
     pub crashes: Vec<String>,
+    /// Requests a follower must take to the leader that it refused with `not leader`.
+    pub refused: Vec<String>,
     counts: [usize; KINDS.len()],
     start: std::time::Instant,
 }
@@ -37,8 +40,8 @@ impl Nemesis {
     /// A schedule from `seed` for a cluster of `founders` members, timed from `start`.
     pub fn new(seed: u64, founders: usize, start: std::time::Instant) -> Nemesis {
         let rng = ChaCha8Rng::seed_from_u64(seed);
-        let (timeline, crashes) = (Vec::new(), Vec::new());
-        Nemesis { rng, founders, timeline, crashes, counts: [0; KINDS.len()], start }
+        let (timeline, crashes, refused) = (Vec::new(), Vec::new(), Vec::new());
+        Nemesis { rng, founders, timeline, crashes, refused, counts: [0; KINDS.len()], start }
     }
 
     /// How many faults of each kind were applied.
@@ -150,8 +153,17 @@ impl Nemesis {
                 let mut promoted = Err(String::new());
                 while promoted.is_err() && tokio::time::Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    let via = self.rng.gen_range(0..self.founders);
+                    // Through a follower: it must take the promotion to the leader.
+                    let leader = cluster.leader().await.map(|(i, _)| i);
+                    let followers: Vec<usize> =
+                        (0..self.founders).filter(|&i| Some(i) != leader).collect();
+                    let via = *followers.choose(&mut self.rng).expect("a follower");
                     promoted = cluster.promote(via, id).await;
+                    if let Err(error) = &promoted {
+                        if error.contains("not leader") {
+                            self.refused.push(format!("member promote via m{via}: {error}"));
+                        }
+                    }
                 }
                 let outcome = promoted.err().unwrap_or("promoted".into());
                 tokio::time::sleep(self.pause_for(500, 1500)).await;

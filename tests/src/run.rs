@@ -143,6 +143,7 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
 
     nemesis.note_crashes(&mut cluster);
     violations.extend(nemesis.crashes.iter().map(|c| Violation::new("crash", c.clone())));
+    violations.extend(nemesis.refused.iter().map(|r| Violation::new("not-leader", r.clone())));
     let events = final_log(&cluster, last, &mut violations).await;
     let leases = granted_leases(&mut cluster).await.unwrap_or_default();
     let end = recorder.now();
