@@ -137,22 +137,14 @@ impl Cluster {
     pub async fn member_list(&self, i: usize) -> Result<Vec<pb::Member>, String> {
         let mut client = ClusterClient::new(self.channel(i));
         let call = client.member_list(pb::MemberListRequest {});
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(answer)) => Ok(answer.into_inner().members),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("member list timed out".into()),
-        }
+        Ok(answer("member list", CALL_TIMEOUT, call).await?.members)
     }
 
     /// Asks leader `leader` to hand leadership to the member with id `target`.
     pub async fn move_leader(&self, leader: usize, target: u64) -> Result<(), String> {
         let mut client = MaintenanceClient::new(self.channel(leader));
         let call = client.move_leader(pb::MoveLeaderRequest { target_id: target });
-        match tokio::time::timeout(CALL_TIMEOUT * 2, call).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("move-leader timed out".into()),
-        }
+        answer("move-leader", CALL_TIMEOUT * 2, call).await.map(drop)
     }
 
     /// Adds a learner on a new host through member `via`, and starts it: its index and id.
@@ -165,11 +157,7 @@ impl Cluster {
         let peer_url = self.members[i].peer_url();
         let mut client = ClusterClient::new(self.channel(via));
         let request = pb::MemberAddRequest { peer_ur_ls: vec![peer_url], is_learner: true };
-        let added = match tokio::time::timeout(CALL_TIMEOUT, client.member_add(request)).await {
-            Ok(Ok(answer)) => answer.into_inner(),
-            Ok(Err(status)) => return Err(format!("member add: {}", status.message())),
-            Err(_) => return Err("member add timed out".into()),
-        };
+        let added = answer("member add", CALL_TIMEOUT, client.member_add(request)).await?;
         let id = added.member.map(|m| m.id).unwrap_or_default();
         let named = |m: &pb::Member| {
             let name = if m.id == id { self.members[i].name.clone() } else { m.name.clone() };
@@ -184,36 +172,22 @@ impl Cluster {
     pub async fn promote(&self, via: usize, id: u64) -> Result<(), String> {
         let mut client = ClusterClient::new(self.channel(via));
         let call = client.member_promote(pb::MemberPromoteRequest { id });
-        match tokio::time::timeout(CALL_TIMEOUT * 3, call).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("member promote timed out".into()),
-        }
+        answer("member promote", CALL_TIMEOUT * 3, call).await.map(drop)
     }
 
     /// Removes member `id` through member `via`.
     pub async fn remove(&self, via: usize, id: u64) -> Result<(), String> {
         let mut client = ClusterClient::new(self.channel(via));
         let call = client.member_remove(pb::MemberRemoveRequest { id });
-        match tokio::time::timeout(CALL_TIMEOUT * 3, call).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("member remove timed out".into()),
-        }
+        answer("member remove", CALL_TIMEOUT * 3, call).await.map(drop)
     }
 
     /// HashKV of member `i` at `revision`: (hash, header revision).
     pub async fn hash_kv(&self, i: usize, revision: i64) -> Result<(u32, i64), String> {
         let mut client = MaintenanceClient::new(self.channel(i));
-        let call = client.hash_kv(pb::HashKvRequest { revision });
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(answer)) => {
-                let answer = answer.into_inner();
-                Ok((answer.hash, answer.header.unwrap_or_default().revision))
-            }
-            Ok(Err(status)) => Err(status.message().to_string()),
-            Err(_) => Err("hashkv timed out".into()),
-        }
+        let hashed = answer("hashkv", CALL_TIMEOUT, client.hash_kv(pb::HashKvRequest { revision }));
+        let hashed = hashed.await?;
+        Ok((hashed.hash, hashed.header.unwrap_or_default().revision))
     }
 
     /// Every event member `i` holds from revision 1 through `last`, read with a watch
@@ -262,5 +236,19 @@ impl Cluster {
         tokio::time::timeout(Duration::from_secs(30), read)
             .await
             .map_err(|_| format!("reading the history of member {i} timed out"))?
+    }
+}
+
+/// The answer to an administrative call within `limit`, or its error message (`what timed
+/// out` if none came).
+async fn answer<T>(
+    what: &str,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(answer)) => Ok(answer.into_inner()),
+        Ok(Err(status)) => Err(status.message().to_string()),
+        Err(_) => Err(format!("{what} timed out")),
     }
 }
