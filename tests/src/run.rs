@@ -24,6 +24,11 @@ use stead_net::proto::etcdserverpb::lease_client::LeaseClient;
 use stead_sim::check::Violation;
 use stead_sim::FaultRecord;
 
+/// The founding members of every run (one watcher and the clients' connections each).
+const FOUNDERS: usize = 3;
+/// Hosts kept for learners that membership churn adds.
+const SPARE_HOSTS: usize = 4;
+
 /// What a run does.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -96,12 +101,12 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     let dir = settings.root.join(format!("{}-seed{}", settings.flavor.name(), settings.seed));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut cluster = Cluster::new(settings.flavor.clone(), 3, 4, &dir)?;
+    let mut cluster = Cluster::new(settings.flavor.clone(), FOUNDERS, SPARE_HOSTS, &dir)?;
     cluster.start()?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
 
     let recorder = Arc::new(Recorder::new());
-    let channels: Vec<_> = (0..3).map(|i| cluster.channel(i)).collect();
+    let channels: Vec<_> = (0..FOUNDERS).map(|i| cluster.channel(i)).collect();
     let writers = Clients { channels, recorder: recorder.clone(), stop: Arc::default() };
     let watchers = Clients { stop: Arc::new(AtomicBool::new(false)), ..writers.clone() };
     let mut tasks = Vec::new();
@@ -111,10 +116,11 @@ pub async fn run(settings: &Settings) -> Result<Report, String> {
     for client in 0..settings.lease_clients {
         tasks.push(tokio::spawn(lease_client(writers.clone(), client, settings.seed)));
     }
-    let watching: Vec<_> = (0..3).map(|w| tokio::spawn(watcher(watchers.clone(), w))).collect();
+    let watching: Vec<_> =
+        (0..FOUNDERS).map(|w| tokio::spawn(watcher(watchers.clone(), w))).collect();
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut nemesis = Nemesis::new(settings.seed, 3, began);
+    let mut nemesis = Nemesis::new(settings.seed, FOUNDERS, began);
     nemesis.run(&mut cluster, settings.duration).await;
     nemesis.heal(&mut cluster)?;
     let faults_stopped = recorder.now();
@@ -223,7 +229,7 @@ async fn settle(cluster: &mut Cluster, violations: &mut Vec<Violation>) -> i64 {
 async fn final_log(cluster: &Cluster, last: i64, violations: &mut Vec<Violation>) -> Vec<Event> {
     let mut logs = Vec::new();
     let mut hashes = Vec::new();
-    for i in 0..3 {
+    for i in 0..FOUNDERS {
         match cluster.events(i, last).await {
             Ok(events) => logs.push((i, events.into_iter().map(event).collect::<Vec<_>>())),
             Err(error) => violations.push(Violation::new("convergence", format!("m{i}: {error}"))),
