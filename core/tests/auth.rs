@@ -5,6 +5,7 @@ mod harness;
 
 use harness::Cluster;
 use stead_core::api::*;
+use stead_core::time::Duration;
 
 fn auth(
     cluster: &mut Cluster,
@@ -214,4 +215,44 @@ fn a_watch_outside_the_users_permissions_is_refused() {
         first(3).expect("answered").cancel_reason,
         "rpc error: code = InvalidArgument desc = etcdserver: user name is empty"
     );
+}
+
+#[test]
+fn a_certificate_name_acts_as_its_user() {
+    let mut cluster = Cluster::new(3, 37);
+    let leader = cluster.elect();
+    let follower = *cluster.nodes.keys().find(|&&id| id != leader).unwrap();
+    secured(&mut cluster, leader);
+    // Who the caller is gets decided on arrival, so let the follower apply auth enable first.
+    cluster.run_for(Duration::from_secs(1));
+    let alice = || Credential::CommonName("alice".into());
+    let read = cluster.call_with_credential(follower, alice(), get("app/x"));
+    assert!(matches!(read, Ok(Response::Range(_))), "{read:?}");
+    assert!(cluster.call_with_credential(leader, alice(), put("app/w/1")).is_ok());
+    assert_eq!(
+        cluster.call_with_credential(follower, alice(), put("app/x")).unwrap_err(),
+        Error::Auth(AuthError::PermissionDenied),
+        "only alice's permissions"
+    );
+    let stranger = Credential::CommonName("mallory".into());
+    assert_eq!(
+        cluster.call_with_credential(leader, stranger, get("app/x")).unwrap_err(),
+        Error::Auth(AuthError::PermissionDenied),
+        "a name that is no user gets nothing"
+    );
+    let root = Credential::CommonName("root".into());
+    auth_as(&mut cluster, leader, root, AuthRequest::Disable).unwrap();
+    assert!(cluster.put(leader, "app/x", "2").is_ok(), "root's certificate disabled auth");
+}
+
+fn auth_as(
+    cluster: &mut Cluster,
+    to: u64,
+    credential: Credential,
+    request: AuthRequest,
+) -> Result<AuthResponse, Error> {
+    match cluster.call_with_credential(to, credential, Request::Auth(request))? {
+        Response::Auth(response) => Ok(response),
+        other => panic!("an auth answer, got {other:?}"),
+    }
 }

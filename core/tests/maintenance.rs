@@ -245,7 +245,7 @@ fn a_backup_restores_into_a_new_cluster() {
             let range = RangeRequest { key: b"key3".to_vec(), ..Default::default() };
             restored.handle(stead_core::node::Input::Client {
                 id: 1,
-                token: None,
+                credential: None,
                 request: Request::Range(range),
             });
         }

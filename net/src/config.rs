@@ -90,16 +90,21 @@ pub struct Flags {
     /// `debug`, `info`, `warn` or `error`.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// The security flags.
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
-/// A URL's listen address (`http://host:port`; `localhost` is the loopback address).
+/// A URL's listen address (`http://host:port` or `https://host:port`; `localhost` is the
+/// loopback address).
 pub fn socket_addr(url: &str) -> Result<SocketAddr, String> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?}: only http:// URLs are supported"))?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?}: only http:// and https:// URLs are supported"))?;
     let host_port = rest.trim_end_matches('/');
     let host_port = host_port.replace("localhost", "127.0.0.1");
-    host_port.parse().map_err(|_| format!("{url:?}: expected http://host:port"))
+    host_port.parse().map_err(|_| format!("{url:?}: expected http(s)://host:port"))
 }
 
 /// A comma-separated URL list, each checked.
@@ -310,6 +315,7 @@ mod tests {
         assert_eq!(revisions.auto_compaction().unwrap(), Some(AutoCompaction::Revision(1000)));
         let bad = flags(&["--auto-compaction-mode", "weekly", "--auto-compaction-retention", "1"]);
         assert!(bad.auto_compaction().unwrap_err().contains("unknown auto-compaction-mode"));
-        assert!(socket_addr("https://x:1").is_err() && socket_addr("http://nope").is_err());
+        assert!(socket_addr("ftp://127.0.0.1:1").is_err() && socket_addr("http://nope").is_err());
+        assert_eq!(socket_addr("https://localhost:2379").unwrap().port(), 2379);
     }
 }

@@ -50,7 +50,7 @@ impl<D: MemberDisk> Driver<D> {
     ) -> (Driver<D>, Handle, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let timeout = std::time::Duration::from_nanos(host.node().request_timeout().as_nanos());
-        let handle = Handle::new(commands, timeout);
+        let handle = Handle::new(commands, timeout, peers.dialer().clone());
         let driver = Driver {
             host,
             start,
@@ -126,17 +126,17 @@ impl<D: MemberDisk> Driver<D> {
 
     fn command(&mut self, command: Command) -> Result<(), HostError> {
         match command {
-            Command::Client { request, token, reply } => {
+            Command::Client { request, credential, reply } => {
                 self.next_client += 1;
                 let id = self.next_client;
                 self.pending.insert(id, reply);
-                self.input(Input::Client { id, token, request })
+                self.input(Input::Client { id, credential, request })
             }
-            Command::Watch { stream, token, request, sink } => {
+            Command::Watch { stream, credential, request, sink } => {
                 if let Some(sink) = sink {
                     self.watches.insert(stream, sink);
                 }
-                self.input(Input::Watch { stream, token, request })
+                self.input(Input::Watch { stream, credential, request })
             }
             Command::WatchClosed { stream } => {
                 self.watches.remove(&stream);

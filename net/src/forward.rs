@@ -13,8 +13,9 @@ use crate::handle::{Handle, Leader};
 use crate::proto::steadpeer::peer_client::PeerClient;
 use crate::proto::steadpeer::{ForwardAnswer, Forwarded};
 use std::time::Duration;
-use stead_core::api::{ClusterError, ClusterRequest, Error, Request, Response, ServerError};
-use tonic::transport::Channel;
+use stead_core::api::{
+    ClusterError, ClusterRequest, Credential, Error, Request, Response, ServerError,
+};
 
 /// How long to wait before asking again (etcd's throttle in `LeaseRenew`).
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
@@ -43,9 +44,9 @@ fn worth_retrying(error: &Error) -> bool {
 pub async fn at_leader(
     handle: &Handle,
     request: Request,
-    token: Option<String>,
+    credential: Option<Credential>,
 ) -> Result<Response, Error> {
-    match handle.call(request.clone(), token.clone()).await {
+    match handle.call(request.clone(), credential.clone()).await {
         Err(error) if worth_retrying(&error) => {}
         answered => return answered,
     }
@@ -53,8 +54,10 @@ pub async fn at_leader(
     loop {
         let answer = match handle.leader().await {
             // This member leads (its lessor may not be primary yet).
-            Some(leader) if leader.is_me => Some(handle.call(request.clone(), token.clone()).await),
-            Some(leader) => ask_peer(handle, &leader, &request, &token).await,
+            Some(leader) if leader.is_me => {
+                Some(handle.call(request.clone(), credential.clone()).await)
+            }
+            Some(leader) => ask_peer(handle, &leader, &request, &credential).await,
             None => None,
         };
         match answer {
@@ -74,14 +77,14 @@ async fn ask_peer(
     handle: &Handle,
     leader: &Leader,
     request: &Request,
-    token: &Option<String>,
+    credential: &Option<Credential>,
 ) -> Option<Result<Response, Error>> {
     let question = Forwarded {
         request: postcard::to_allocvec(request).expect("requests encode"),
-        token: token.clone().unwrap_or_default(),
+        credential: postcard::to_allocvec(credential).expect("credentials encode"),
     };
     for url in &leader.peer_urls {
-        let Some(channel) = channel(handle, url).await else { continue };
+        let Some(channel) = handle.peer_channel(url).await else { continue };
         let reply = PeerClient::new(channel).forward(question.clone()).await;
         match reply {
             Ok(answer) => match decode(answer.into_inner()) {
@@ -96,22 +99,6 @@ async fn ask_peer(
     None
 }
 
-/// The shared channel to a peer URL, connecting it the first time.
-async fn channel(handle: &Handle, url: &str) -> Option<Channel> {
-    if let Some(channel) = handle.peer_channel(url) {
-        return Some(channel);
-    }
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .ok()?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .ok()?;
-    handle.keep_peer_channel(url, channel.clone());
-    Some(channel)
-}
-
 /// The leader's side: the answer to a forwarded request, from this member alone.
 pub async fn answer(handle: &Handle, question: Forwarded) -> Result<ForwardAnswer, String> {
     let request: Request =
@@ -119,8 +106,9 @@ pub async fn answer(handle: &Handle, question: Forwarded) -> Result<ForwardAnswe
     if !is_forwardable(&request) {
         return Err(format!("not a request members forward: {request:?}"));
     }
-    let token = Some(question.token).filter(|t| !t.is_empty());
-    let result = handle.call(request, token).await;
+    let credential: Option<Credential> =
+        postcard::from_bytes(&question.credential).map_err(|e| format!("bad credential: {e}"))?;
+    let result = handle.call(request, credential).await;
     Ok(ForwardAnswer { result: postcard::to_allocvec(&result).expect("results encode") })
 }
 

@@ -3,24 +3,26 @@
 //! leader depend on this module; the driver that answers the commands does too, so none of
 //! them depends on another through it.
 
+use crate::dial::Dialer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stead_core::api::{
-    Error, Request, Response, ServerError, WatchCreateRequest, WatchRequest, WatchResponse,
+    Credential, Error, Request, Response, ServerError, WatchCreateRequest, WatchRequest,
+    WatchResponse,
 };
 use stead_core::watch::StreamId;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the member's task is asked to do.
 pub enum Command {
-    /// A client request carrying an auth token, answered on `reply`.
+    /// A client request carrying an auth credential, answered on `reply`.
     Client {
         /// The request.
         request: Request,
-        /// The token from the gRPC metadata.
-        token: Option<String>,
+        /// The credential from the gRPC metadata.
+        credential: Option<Credential>,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Response, Error>>,
     },
@@ -28,8 +30,8 @@ pub enum Command {
     Watch {
         /// The stream.
         stream: StreamId,
-        /// The token the stream was opened with.
-        token: Option<String>,
+        /// The credential the stream was opened with.
+        credential: Option<Credential>,
         /// The message.
         request: WatchRequest,
         /// The stream's response channel (first message only).
@@ -72,7 +74,12 @@ pub struct Handle {
     /// Channels to other members' peer URLs for forwarded requests, by URL (a channel
     /// reconnects by itself, so one per URL serves every call).
     peer_channels: Arc<Mutex<BTreeMap<String, tonic::transport::Channel>>>,
+    /// How peers are dialed.
+    dialer: Dialer,
 }
+
+/// How long dialing a peer for a forwarded request may take.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A watch the server opened for itself (Lock, Election); closed when dropped.
 pub struct ServerWatch {
@@ -95,21 +102,31 @@ impl Drop for ServerWatch {
 }
 
 impl Handle {
-    /// A handle sending on `commands`, for a member whose request timeout is `request_timeout`.
-    pub fn new(commands: mpsc::UnboundedSender<Command>, request_timeout: Duration) -> Handle {
+    /// A handle sending on `commands`, for a member whose request timeout is `request_timeout`,
+    /// reaching peers with `dialer`.
+    pub fn new(
+        commands: mpsc::UnboundedSender<Command>,
+        request_timeout: Duration,
+        dialer: Dialer,
+    ) -> Handle {
         Handle {
             commands,
             streams: Arc::new(AtomicU64::new(1)),
             request_timeout,
             peer_channels: Arc::default(),
+            dialer,
         }
     }
 
-    /// Sends `request` with `token` and waits for the answer.
-    pub async fn call(&self, request: Request, token: Option<String>) -> Result<Response, Error> {
+    /// Sends `request` with `credential` and waits for the answer.
+    pub async fn call(
+        &self,
+        request: Request,
+        credential: Option<Credential>,
+    ) -> Result<Response, Error> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Client { request, token, reply })
+            .send(Command::Client { request, credential, reply })
             .map_err(|_| Error::Server(ServerError::Stopped))?;
         answer.await.map_err(|_| Error::Server(ServerError::Stopped))?
     }
@@ -119,16 +136,16 @@ impl Handle {
         self.streams.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Opens a watch for the server's own use, as `token`'s user.
+    /// Opens a watch for the server's own use, as `credential`'s user.
     pub fn open_watch(
         &self,
-        token: Option<String>,
+        credential: Option<Credential>,
         create: WatchCreateRequest,
     ) -> Result<ServerWatch, Error> {
         let stream = self.new_stream();
         let (sink, responses) = mpsc::unbounded_channel();
         let request = WatchRequest::Create(create);
-        if !self.send(Command::Watch { stream, token, request, sink: Some(sink) }) {
+        if !self.send(Command::Watch { stream, credential, request, sink: Some(sink) }) {
             return Err(Error::Server(ServerError::Stopped));
         }
         Ok(ServerWatch { handle: self.clone(), stream, responses })
@@ -146,16 +163,24 @@ impl Handle {
         self.request_timeout
     }
 
-    /// The channel to a peer URL that forwarded requests share, if one was made.
-    pub fn peer_channel(&self, url: &str) -> Option<tonic::transport::Channel> {
-        self.peer_channels.lock().ok()?.get(url).cloned()
-    }
-
-    /// Keeps `channel` to `url` for later forwarded requests.
-    pub fn keep_peer_channel(&self, url: &str, channel: tonic::transport::Channel) {
-        if let Ok(mut channels) = self.peer_channels.lock() {
-            channels.insert(url.to_string(), channel);
+    /// The channel to a peer URL that forwarded requests share, dialed the first time
+    /// (`None` if it cannot be reached now).
+    pub async fn peer_channel(&self, url: &str) -> Option<tonic::transport::Channel> {
+        let known = self.peer_channels.lock().ok().and_then(|c| c.get(url).cloned());
+        if let Some(channel) = known {
+            return Some(channel);
         }
+        let channel = match self.dialer.connect(url, PEER_CONNECT_TIMEOUT).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                tracing::debug!(%error, "cannot reach a peer");
+                return None;
+            }
+        };
+        if let Ok(mut channels) = self.peer_channels.lock() {
+            channels.insert(url.to_string(), channel.clone());
+        }
+        Some(channel)
     }
 
     /// Sends any command; false if the member has stopped.

@@ -1,6 +1,7 @@
-//! The HTTP endpoints on `--listen-metrics-urls`: `/health`, `/version` and `/metrics`
-//! (Prometheus text with etcd's metric names), as etcd serves them. A deliberately small
-//! HTTP/1.1 server: one GET per connection, answered and closed.
+//! The HTTP endpoints `/health`, `/version` and `/metrics` (Prometheus text with etcd's metric
+//! names), as etcd serves them: on the client port next to gRPC ([`routes`], over TLS too), and
+//! on `--listen-metrics-urls` through a deliberately small HTTP/1.1 server ([`serve`]: one GET
+//! per connection, answered and closed).
 
 use crate::handle::Handle;
 use std::time::Duration;
@@ -36,21 +37,9 @@ async fn answer(mut stream: TcpStream, handle: Handle) -> std::io::Result<()> {
     let mut words = request.split_whitespace();
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
-    let (code, kind, body) = match (method, path) {
-        ("GET", "/health") => {
-            let healthy = healthy(&handle).await;
-            let body = format!("{{\"health\":\"{healthy}\"}}");
-            (if healthy { 200 } else { 503 }, "application/json", body)
-        }
-        ("GET", "/version") => {
-            let body = format!(
-                "{{\"etcdserver\":\"{}\",\"etcdcluster\":\"{CLUSTER_VERSION}\"}}",
-                stead_core::node::ETCD_VERSION
-            );
-            (200, "application/json", body)
-        }
-        ("GET", "/metrics") => (200, "text/plain; version=0.0.4", metrics(&handle).await),
-        _ => (404, "text/plain", "404 page not found\n".to_string()),
+    let (code, kind, body) = match method {
+        "GET" => respond(&handle, path).await,
+        _ => not_found(),
     };
     let reason = match code {
         200 => "OK",
@@ -64,6 +53,61 @@ async fn answer(mut stream: TcpStream, handle: Handle) -> std::io::Result<()> {
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// The answer to `GET path`: status code, content type and body.
+pub async fn respond(handle: &Handle, path: &str) -> (u16, &'static str, String) {
+    match path {
+        "/health" => {
+            let healthy = healthy(handle).await;
+            let body = format!("{{\"health\":\"{healthy}\"}}");
+            (if healthy { 200 } else { 503 }, "application/json", body)
+        }
+        "/version" => {
+            let body = format!(
+                "{{\"etcdserver\":\"{}\",\"etcdcluster\":\"{CLUSTER_VERSION}\"}}",
+                stead_core::node::ETCD_VERSION
+            );
+            (200, "application/json", body)
+        }
+        "/metrics" => (200, "text/plain; version=0.0.4", metrics(handle).await),
+        _ => not_found(),
+    }
+}
+
+/// Go's answer to a path it does not serve.
+fn not_found() -> (u16, &'static str, String) {
+    (404, "text/plain; charset=utf-8", "404 page not found\n".to_string())
+}
+
+/// The endpoints as routes of the client port's server (which serves gRPC beside them).
+/// A request for any other path gets gRPC's `Unimplemented` if it is a gRPC call and Go's 404
+/// otherwise.
+pub fn routes(grpc: axum::Router, handle: Handle) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let answer = |handle: Handle, path: &'static str| async move {
+        let (code, kind, body) = respond(&handle, path).await;
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (code, [(header::CONTENT_TYPE, kind)], body).into_response()
+    };
+    let mut router = grpc;
+    for path in ["/health", "/version", "/metrics"] {
+        let handle = handle.clone();
+        router = router.route(path, axum::routing::get(move || answer(handle.clone(), path)));
+    }
+    router.fallback(|request: axum::extract::Request| async move {
+        let grpc = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|kind| kind.as_bytes().starts_with(b"application/grpc"));
+        if grpc {
+            tonic::Status::unimplemented("").into_http::<axum::body::Body>().into_response()
+        } else {
+            let (_, kind, body) = not_found();
+            (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, kind)], body).into_response()
+        }
+    })
 }
 
 async fn status(handle: &Handle) -> Option<StatusResponse> {

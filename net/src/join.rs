@@ -7,6 +7,7 @@
 //! own `--initial-advertise-peer-urls`, and takes that id and the cluster id. A member the
 //! cluster does not list, or one that already started, is refused with a clear error.
 
+use crate::dial::Dialer;
 use crate::proto::etcdserverpb::MemberListRequest;
 use crate::proto::steadpeer::peer_client::PeerClient;
 use std::time::Duration;
@@ -28,7 +29,11 @@ pub struct Joined {
 
 /// Asks the other members of `config.members` who this member is, and sets `config.id` and
 /// `config.cluster_id` from the answer.
-pub async fn discover(config: &mut NodeConfig, my_peer_urls: &[String]) -> Result<Joined, String> {
+pub async fn discover(
+    config: &mut NodeConfig,
+    my_peer_urls: &[String],
+    dialer: &Dialer,
+) -> Result<Joined, String> {
     let mut mine = my_peer_urls.to_vec();
     mine.sort();
     let others: Vec<String> = config
@@ -38,15 +43,17 @@ pub async fn discover(config: &mut NodeConfig, my_peer_urls: &[String]) -> Resul
         .flat_map(|m| m.peer_urls.clone())
         .collect();
     let mut last_problem = None;
+    let mut unreachable = None;
     for round in 0..ROUNDS {
         if round > 0 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         for url in &others {
-            let (cluster_id, members) = match ask(url).await {
+            let (cluster_id, members) = match ask(dialer, url).await {
                 Ok(answer) => answer,
                 Err(problem) => {
                     tracing::debug!(%url, %problem, "cannot ask for the member list");
+                    unreachable = Some(problem);
                     continue;
                 }
             };
@@ -75,7 +82,8 @@ pub async fn discover(config: &mut NodeConfig, my_peer_urls: &[String]) -> Resul
     Err(last_problem.unwrap_or_else(|| {
         format!(
             "cannot fetch cluster info from peer urls: could not retrieve cluster information \
-             from the given URLs {others:?}"
+             from the given URLs {others:?} (last: {})",
+            unreachable.unwrap_or_default()
         )
     }))
 }
@@ -87,9 +95,9 @@ fn sorted(urls: &[String]) -> Vec<String> {
 }
 
 /// One member's answer: the cluster id and the members it knows.
-async fn ask(url: &str) -> Result<(u64, Vec<Member>), String> {
+async fn ask(dialer: &Dialer, url: &str) -> Result<(u64, Vec<Member>), String> {
     let call = async {
-        let mut client = PeerClient::connect(url.to_string()).await.map_err(|e| e.to_string())?;
+        let mut client = PeerClient::new(dialer.connect(url, ASK_TIMEOUT).await?);
         client.members(MemberListRequest {}).await.map_err(|e| e.to_string())
     };
     let answer = tokio::time::timeout(ASK_TIMEOUT, call)

@@ -5,11 +5,12 @@
 //! [`handle`]; [`peer`] carries raft messages between members ([`join`] finds a new member's
 //! id in a running cluster, [`forward`] takes leader-only requests to the leader); [`service`]
 //! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
-//! [`config`] reads etcd's flags; [`server`] puts them together.
+//! [`config`] reads etcd's flags ([`tls`] the security ones); [`server`] puts them together.
 //! Decisions belong to the core, never to this crate.
 
 pub mod config;
 pub mod convert;
+pub mod dial;
 pub mod driver;
 pub mod forward;
 pub mod handle;
@@ -17,8 +18,11 @@ pub mod handle;
 pub mod http;
 pub mod join;
 #[cfg(not(madsim))]
+pub mod listen;
+#[cfg(not(madsim))]
 pub mod lock;
 pub mod peer;
 pub mod proto;
 pub mod server;
 pub mod service;
+pub mod tls;

@@ -8,6 +8,7 @@
 //! in order. The same service answers a joining member's member-list question and requests
 //! other members forward to the leader ([`crate::forward`]).
 
+use crate::dial::Dialer;
 use crate::handle::{Command, Handle};
 use crate::proto::etcdserverpb::{MemberListRequest, MemberListResponse};
 use crate::proto::steadpeer::peer_client::PeerClient;
@@ -36,12 +37,20 @@ pub struct Peers {
     /// Where members listen before the node has applied the membership (a member that joined
     /// a running cluster learns it from the log, but must answer the leader before that).
     known: Vec<Member>,
+    /// How peers are dialed.
+    dialer: Dialer,
 }
 
 impl Peers {
-    /// Senders that fall back on `known` for members the node does not know yet.
-    pub fn with_known(known: Vec<Member>) -> Peers {
-        Peers { queues: BTreeMap::new(), known }
+    /// Senders that dial with `dialer` and fall back on `known` for members the node does not
+    /// know yet.
+    pub fn new(known: Vec<Member>, dialer: Dialer) -> Peers {
+        Peers { queues: BTreeMap::new(), known, dialer }
+    }
+
+    /// How peers are dialed.
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
     }
 
     /// Queues `message` for member `to`, starting its sender task if needed (`members` says
@@ -62,17 +71,17 @@ impl Peers {
         };
         let (queue, receiver) = mpsc::unbounded_channel();
         let _ = queue.send(message);
-        tokio::spawn(sender(to, url.clone(), receiver));
+        tokio::spawn(sender(to, url.clone(), self.dialer.clone(), receiver));
         self.queues.insert(to, queue);
     }
 }
 
 /// Sends a peer's queue on one long-lived stream, batch by batch, reconnecting as needed.
-async fn sender(to: u64, url: String, mut queue: mpsc::UnboundedReceiver<Message>) {
+async fn sender(to: u64, url: String, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<Message>) {
     let mut backoff = Duration::from_millis(50);
     // Connect only once there is something to send.
     while let Some(first) = queue.recv().await {
-        let mut client = match connect(&url).await {
+        let mut client = match connect(&dialer, &url).await {
             Ok(client) => client,
             Err(error) => {
                 tracing::debug!(peer = to, %url, %error, "peer unreachable");
@@ -129,13 +138,10 @@ fn encode(first: Message, queue: &mut mpsc::UnboundedReceiver<Message>) -> RaftB
 }
 
 async fn connect(
+    dialer: &Dialer,
     url: &str,
-) -> Result<PeerClient<tonic::transport::Channel>, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(1))
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
+) -> Result<PeerClient<tonic::transport::Channel>, String> {
+    let channel = dialer.connect(url, Duration::from_secs(1)).await?;
     Ok(PeerClient::new(channel)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX))

@@ -1,9 +1,11 @@
 //! Starting a member: open or create its data dir, start its task, serve clients and peers,
 //! and stop cleanly on SIGINT or SIGTERM. [`serve`] is the part shared by the binary (real disk,
-//! real network) and the tier-2 simulation (madsim, `MemDisk`).
+//! real network, TLS where the URLs say `https://`) and the tier-2 simulation (madsim,
+//! `MemDisk`, plaintext only).
 
 use crate::config::{socket_addr, Flags};
 use crate::driver::{Driver, MemberDisk};
+use crate::handle::Handle;
 use crate::peer::{PeerService, Peers};
 use crate::service::{
     auth::AuthService, cluster::ClusterService, election::ElectionService, kv::KvService,
@@ -46,12 +48,14 @@ pub async fn serve<D: MemberDisk>(
     stop: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let mut config = flags.node_config(seed)?;
+    let security = Security::prepare(flags)?;
+    let dialer = security.dialer();
     let existing =
         Wal::exists(&mut disk.clone(), Path::new(WAL_DIR)).map_err(|e| format!("{where_}: {e}"))?;
     let mut known = Vec::new();
     if config.join_existing && !existing {
         let mine = crate::config::urls(&flags.initial_advertise_peer_urls)?;
-        known = crate::join::discover(&mut config, &mine).await?.members;
+        known = crate::join::discover(&mut config, &mine, &dialer).await?.members;
         tracing::info!(member = format_args!("{:x}", config.id), "joining a running cluster");
     }
     let start = tokio::time::Instant::now();
@@ -69,28 +73,16 @@ pub async fn serve<D: MemberDisk>(
         cluster = format_args!("{:x}", host.node().cluster_id()),
         "starting"
     );
-    let (driver, handle, commands) = Driver::new(host, disk, start, Peers::with_known(known));
+    let (driver, handle, commands) = Driver::new(host, disk, start, Peers::new(known, dialer));
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let clients = tonic::transport::Server::builder()
-        .add_service(KvService::server(handle.clone()))
-        .add_service(ClusterService::server(handle.clone()))
-        .add_service(WatchService::server(handle.clone()))
-        .add_service(LeaseService::server(handle.clone()))
-        .add_service(MaintenanceService::server(handle.clone()))
-        .add_service(AuthService::server(handle.clone()))
-        .add_service(LockService::server(handle.clone()))
-        .add_service(ElectionService::server(handle.clone()));
-    let peers =
-        tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
     // Bind first, so a port in use is a clear error before the member starts.
-    let client_addr = first_addr(&flags.listen_client_urls)?;
-    let peer_addr = first_addr(&flags.listen_peer_urls)?;
-    let clients =
-        listen(clients, client_addr, "--listen-client-urls", wait(stopped.clone())).await?;
-    let peers = listen(peers, peer_addr, "--listen-peer-urls", wait(stopped.clone())).await?;
+    let client_urls = crate::config::urls(&flags.listen_client_urls)?;
+    let peer_urls = crate::config::urls(&flags.listen_peer_urls)?;
+    let clients = security.listen_clients(&client_urls, &handle, wait(stopped.clone())).await?;
+    let peers = security.listen_peers(&peer_urls, &handle, wait(stopped.clone())).await?;
     #[cfg(not(madsim))]
     if let Some(urls) = &flags.listen_metrics_urls {
         let addr = first_addr(urls)?;
@@ -101,7 +93,7 @@ pub async fn serve<D: MemberDisk>(
         tracing::info!(%addr, "serving /health, /version and /metrics");
     }
     let member = tokio::spawn(driver.run(commands));
-    tracing::info!(%client_addr, %peer_addr, "serving");
+    tracing::info!(clients = ?client_urls, peers = ?peer_urls, "serving");
 
     let outcome = tokio::select! {
         biased;
@@ -120,41 +112,138 @@ pub async fn serve<D: MemberDisk>(
     outcome
 }
 
+/// `$start` (gRPC routes or a server) with etcd's client services over `$handle` added.
+macro_rules! client_services {
+    ($start:expr, $handle:expr) => {
+        $start
+            .add_service(KvService::server($handle.clone()))
+            .add_service(ClusterService::server($handle.clone()))
+            .add_service(WatchService::server($handle.clone()))
+            .add_service(LeaseService::server($handle.clone()))
+            .add_service(MaintenanceService::server($handle.clone()))
+            .add_service(AuthService::server($handle.clone()))
+            .add_service(LockService::server($handle.clone()))
+            .add_service(ElectionService::server($handle.clone()))
+    };
+}
+
 /// A gRPC server's task.
 type Serving = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// Listens on `addr` (a failure is a clear error at once) and serves `router` until `stop`;
-/// accepted connections send small messages at once (no Nagle).
+/// The member's TLS: what its client and peer listeners accept with, and how it dials peers.
 #[cfg(not(madsim))]
-async fn listen(
-    router: tonic::transport::server::Router,
-    addr: std::net::SocketAddr,
-    flag: &str,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<Serving, String> {
-    use tokio_stream::StreamExt;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("{flag} {addr}: cannot listen: {e}"))?;
-    let accepted = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-        stream.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
-    Ok(tokio::spawn(router.serve_with_incoming_shutdown(accepted, stop)))
+struct Security {
+    client: Option<crate::tls::Side>,
+    peer: Option<crate::tls::Side>,
 }
 
-/// madsim's server binds when it starts serving, on the simulated network.
+#[cfg(not(madsim))]
+impl Security {
+    /// Both sides from the flags (auto TLS certificates live under the data dir's
+    /// `fixtures/`, as etcd keeps them).
+    fn prepare(flags: &Flags) -> Result<Security, String> {
+        let suites = flags.tls.cipher_suites();
+        let fixtures = flags.data_dir().join("fixtures");
+        let client_urls = crate::config::urls(&flags.listen_client_urls)?;
+        let peer_urls = crate::config::urls(&flags.listen_peer_urls)?;
+        let client = crate::tls::prepare(
+            &flags.tls.client(),
+            &client_urls,
+            &fixtures.join("client"),
+            &suites,
+            "client",
+        )?;
+        let peer = crate::tls::prepare(
+            &flags.tls.peer(),
+            &peer_urls,
+            &fixtures.join("peer"),
+            &suites,
+            "peer",
+        )?;
+        Ok(Security { client, peer })
+    }
+
+    fn dialer(&self) -> crate::dial::Dialer {
+        crate::dial::Dialer::with_tls(self.peer.as_ref().map(|side| side.connector.clone()))
+    }
+
+    /// Serves gRPC and the HTTP endpoints on every client URL until `stop`.
+    async fn listen_clients(
+        &self,
+        urls: &[String],
+        handle: &Handle,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Serving, String> {
+        let routes = client_services!(tonic::service::Routes::default(), handle);
+        let router = crate::http::routes(routes.into_axum_router(), handle.clone());
+        let incoming =
+            crate::listen::bind(urls, self.client.as_ref(), "--listen-client-urls", "client")
+                .await?;
+        let server = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(tonic::service::Routes::from(router));
+        Ok(tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)))
+    }
+
+    /// Serves the peer service on every peer URL until `stop`.
+    async fn listen_peers(
+        &self,
+        urls: &[String],
+        handle: &Handle,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Serving, String> {
+        let incoming =
+            crate::listen::bind(urls, self.peer.as_ref(), "--listen-peer-urls", "peer").await?;
+        let server =
+            tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
+        Ok(tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)))
+    }
+}
+
+/// The simulated network is plaintext: `https://` URLs are refused.
 #[cfg(madsim)]
-async fn listen(
-    router: tonic::transport::server::Router,
-    addr: std::net::SocketAddr,
-    _flag: &str,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<Serving, String> {
-    Ok(tokio::spawn(router.serve_with_shutdown(addr, stop)))
+struct Security;
+
+#[cfg(madsim)]
+impl Security {
+    fn prepare(flags: &Flags) -> Result<Security, String> {
+        let urls = [&flags.listen_client_urls, &flags.listen_peer_urls];
+        match urls.iter().find(|u| u.contains("https://")) {
+            Some(url) => Err(format!("{url}: TLS is not simulated")),
+            None => Ok(Security),
+        }
+    }
+
+    fn dialer(&self) -> crate::dial::Dialer {
+        crate::dial::Dialer::default()
+    }
+
+    /// madsim's server binds when it starts serving, on the simulated network (first URL).
+    async fn listen_clients(
+        &self,
+        urls: &[String],
+        handle: &Handle,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Serving, String> {
+        let addr = socket_addr(&urls[0])?;
+        let server = client_services!(tonic::transport::Server::builder(), handle);
+        Ok(tokio::spawn(server.serve_with_shutdown(addr, stop)))
+    }
+
+    async fn listen_peers(
+        &self,
+        urls: &[String],
+        handle: &Handle,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Serving, String> {
+        let addr = socket_addr(&urls[0])?;
+        let server =
+            tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
+        Ok(tokio::spawn(server.serve_with_shutdown(addr, stop)))
+    }
 }
 
+#[cfg(not(madsim))]
 fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {
     socket_addr(urls.split(',').next().unwrap_or_default().trim())
 }

@@ -492,7 +492,10 @@ fn health_version_metrics_and_refusals() {
         .output()
         .expect("exits");
     let said = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && said.contains("only http:// URLs are supported"), "{said}");
+    assert!(
+        !bad.status.success() && said.contains("only http:// and https:// URLs are supported"),
+        "{said}"
+    );
     let _ = member.kill();
     let _ = member.wait();
 }

@@ -84,7 +84,7 @@ impl Cluster {
     fn request(&mut self, to: u64, request: Request) -> Option<Result<Response, Error>> {
         self.next_client += 1;
         let client = self.next_client;
-        self.input(to, Input::Client { id: client, token: None, request });
+        self.input(to, Input::Client { id: client, credential: None, request });
         for _ in 0..2000 {
             if let Some(answer) = self.answers.remove(&client) {
                 return Some(answer);

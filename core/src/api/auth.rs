@@ -161,3 +161,14 @@ pub struct AuthInfo {
     /// The auth store's revision when the member checked the caller.
     pub revision: u64,
 }
+
+/// Who a client request says it comes from, as etcd decides it: the token the client sent
+/// (gRPC metadata `token`) if any, otherwise the Common Name of the verified TLS client
+/// certificate it connected with (`--client-cert-auth`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Credential {
+    /// A token from Authenticate.
+    Token(String),
+    /// The Common Name of a client certificate the member verified.
+    CommonName(String),
+}

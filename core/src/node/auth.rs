@@ -8,7 +8,7 @@
 //! refused with `user name is empty` where it is checked (at apply for writes, here for reads).
 
 use super::{ClientId, Node};
-use crate::api::{AuthInfo, AuthRequest, Error, Request};
+use crate::api::{AuthInfo, AuthRequest, Credential, Error, Request};
 use crate::auth::token::TokenLookup;
 use crate::auth::{hash_password, TokenTable};
 use crate::time::Instant;
@@ -24,28 +24,34 @@ pub(super) struct Parked {
 
 /// Who a request comes from.
 pub(super) enum Caller {
-    /// Known: a user, or nobody (no token, or auth disabled).
+    /// Known: a user, or nobody (no credential, or auth disabled).
     Known(Option<AuthInfo>),
-    /// The token's entry is not applied here yet.
-    NotYet,
+    /// The entry of this token is not applied here yet.
+    NotYet(String),
 }
 
 impl Node {
-    /// Resolves the request's token into its caller, or says why it cannot.
-    pub(super) fn caller(&mut self, token: Option<&str>) -> Result<Caller, Error> {
+    /// Resolves the request's credential into its caller, or says why it cannot. A
+    /// certificate's Common Name is taken as the user it names, as etcd takes it; whether that
+    /// user exists and may do the request is checked where permissions are.
+    pub(super) fn caller(&mut self, credential: Option<&Credential>) -> Result<Caller, Error> {
         let auth = self.machine.auth();
         if !auth.is_enabled() {
             return Ok(Caller::Known(None));
         }
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Ok(Caller::Known(None));
-        };
         let revision = auth.revision();
+        let token = match credential {
+            Some(Credential::Token(token)) if !token.is_empty() => token,
+            Some(Credential::CommonName(name)) if !name.is_empty() => {
+                return Ok(Caller::Known(Some(AuthInfo { username: name.clone(), revision })));
+            }
+            _ => return Ok(Caller::Known(None)),
+        };
         let applied = self.machine.applied();
         let now = self.now;
         match self.machine.tokens_mut().lookup(token, applied, now) {
             TokenLookup::User(username) => Ok(Caller::Known(Some(AuthInfo { username, revision }))),
-            TokenLookup::NotYetApplied(_) => Ok(Caller::NotYet),
+            TokenLookup::NotYetApplied(_) => Ok(Caller::NotYet(token.clone())),
             TokenLookup::Invalid => Err(crate::api::AuthError::InvalidAuthToken.into()),
         }
     }
@@ -67,7 +73,8 @@ impl Node {
         for request in parked {
             let ready = TokenTable::entry_index(&request.token);
             if ready.is_some_and(|index| index <= applied) {
-                self.client_request(request.client, Some(request.token), request.request);
+                let credential = Some(Credential::Token(request.token));
+                self.client_request(request.client, credential, request.request);
             } else if request.deadline <= now {
                 self.respond(request.client, Err(crate::api::ServerError::Timeout.into()));
             } else {

@@ -22,8 +22,8 @@
 use super::auth::Caller;
 use super::{ClientId, Node};
 use crate::api::{
-    AuthInfo, AuthRequest, ClusterError, ClusterRequest, Error, Request, RequestOp, Response,
-    ServerError, TxnRequest,
+    AuthInfo, AuthRequest, ClusterError, ClusterRequest, Credential, Error, Request, RequestOp,
+    Response, ServerError, TxnRequest,
 };
 use crate::apply::{self, InternalRequest, RequestHeader};
 use crate::time::Instant;
@@ -145,11 +145,11 @@ fn is_serializable(request: &Request) -> bool {
 }
 
 impl Node {
-    /// Admits a client request carrying `token`.
+    /// Admits a client request from whoever `credential` names.
     pub(super) fn client_request(
         &mut self,
         client: ClientId,
-        token: Option<String>,
+        credential: Option<Credential>,
         request: Request,
     ) {
         if request.is_internal() {
@@ -167,9 +167,9 @@ impl Node {
         if self.is_learner() && !learner_may_serve {
             return self.respond(client, Err(ServerError::NotSupportedForLearner.into()));
         }
-        let caller = match self.caller(token.as_deref()) {
+        let caller = match self.caller(credential.as_ref()) {
             Ok(Caller::Known(caller)) => caller,
-            Ok(Caller::NotYet) => return self.park(client, token.unwrap_or_default(), request),
+            Ok(Caller::NotYet(token)) => return self.park(client, token, request),
             Err(error) => return self.respond(client, Err(error)),
         };
         let request = match request {

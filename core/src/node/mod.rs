@@ -29,7 +29,7 @@ mod restore;
 mod storage;
 mod watch;
 
-use crate::api::{Error, Member, Request, Response, WatchRequest, WatchResponse};
+use crate::api::{Credential, Error, Member, Request, Response, WatchRequest, WatchResponse};
 use crate::apply::{MachineSettings, StateMachine};
 use crate::mvcc::KvStore;
 use crate::time::{Duration, Instant};
@@ -201,8 +201,8 @@ pub enum Input {
     Client {
         /// The driver's id for the request.
         id: ClientId,
-        /// The auth token the client sent (gRPC metadata `token`), if any.
-        token: Option<String>,
+        /// Who the client says it is (a token or a certificate's name), if anyone.
+        credential: Option<Credential>,
         /// The request.
         request: Request,
     },
@@ -215,8 +215,8 @@ pub enum Input {
     Watch {
         /// The driver's id for the stream.
         stream: StreamId,
-        /// The auth token the stream was opened with, if any.
-        token: Option<String>,
+        /// Who the stream's client says it is, if anyone.
+        credential: Option<Credential>,
         /// The message.
         request: WatchRequest,
     },
@@ -489,9 +489,13 @@ impl Node {
                 // worth surfacing; raft ignores what it must.
                 let _ = self.raw.step(message);
             }
-            Input::Client { id, token, request } => self.client_request(id, token, request),
+            Input::Client { id, credential, request } => {
+                self.client_request(id, credential, request)
+            }
             Input::Persisted { batch } => self.persisted(batch),
-            Input::Watch { stream, token, request } => self.watch_request(stream, token, request),
+            Input::Watch { stream, credential, request } => {
+                self.watch_request(stream, credential, request)
+            }
             Input::WatchSent { stream, count } => self.hub.sent(stream, count),
             Input::WatchClosed { stream } => self.hub.close(stream),
         }

@@ -97,7 +97,7 @@ fn a_request_without_a_leader_times_out_once() {
     let mut node = Node::new(NodeConfig::new(1, vec![1, 2, 3], 7), now);
     node.handle(Input::Persisted { batch: 0 });
     let put = crate::api::PutRequest { key: b"k".to_vec(), ..Default::default() };
-    node.handle(Input::Client { id: 9, token: None, request: Request::Put(put) });
+    node.handle(Input::Client { id: 9, credential: None, request: Request::Put(put) });
     let mut answers = Vec::new();
     for _ in 0..100 {
         now = now + Duration::from_millis(100);
@@ -124,7 +124,7 @@ fn clients_cannot_send_the_servers_own_lease_requests() {
         Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints: vec![checkpoint], term: 0 }),
     ];
     for (id, request) in requests.into_iter().enumerate() {
-        node.handle(Input::Client { id: id as u64, token: None, request });
+        node.handle(Input::Client { id: id as u64, credential: None, request });
         let answers: Vec<_> = drain(&mut node)
             .into_iter()
             .filter_map(|o| match o {

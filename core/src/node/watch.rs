@@ -9,16 +9,17 @@
 use super::auth::Caller;
 use super::{Node, Output};
 use crate::api::{
-    AuthError, Error, ResponseHeader, ServerError, WatchCreateRequest, WatchRequest, WatchResponse,
+    AuthError, Credential, Error, ResponseHeader, ServerError, WatchCreateRequest, WatchRequest,
+    WatchResponse,
 };
 use crate::watch::StreamId;
 
 impl Node {
-    /// Handles a client's message on watch stream `stream`, opened with `token`.
+    /// Handles a client's message on watch stream `stream`, opened by `credential`.
     pub(super) fn watch_request(
         &mut self,
         stream: StreamId,
-        token: Option<String>,
+        credential: Option<Credential>,
         request: WatchRequest,
     ) {
         if self.is_learner() {
@@ -26,7 +27,7 @@ impl Node {
         }
         match request {
             WatchRequest::Create(create) => {
-                if let Err(error) = self.watch_permitted(token.as_deref(), &create) {
+                if let Err(error) = self.watch_permitted(credential.as_ref(), &create) {
                     return self.refuse_watch(stream, error);
                 }
                 self.hub.create(stream, &create, self.machine.kv())
@@ -40,12 +41,12 @@ impl Node {
     /// creation, as etcd does). A token whose entry is not applied here yet is refused.
     fn watch_permitted(
         &mut self,
-        token: Option<&str>,
+        credential: Option<&Credential>,
         create: &WatchCreateRequest,
     ) -> Result<(), Error> {
-        let caller = match self.caller(token)? {
+        let caller = match self.caller(credential)? {
             Caller::Known(caller) => caller,
-            Caller::NotYet => return Err(AuthError::InvalidAuthToken.into()),
+            Caller::NotYet(_) => return Err(AuthError::InvalidAuthToken.into()),
         };
         let auth = self.machine.auth();
         Ok(crate::auth::check::check_read(auth, caller.as_ref(), &create.key, &create.range_end)?)

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use stead_core::api::{
-    Error, PutRequest, RangeRequest, Request, Response, WatchRequest, WatchResponse,
+    Credential, Error, PutRequest, RangeRequest, Request, Response, WatchRequest, WatchResponse,
 };
 use stead_core::node::{ClientId, Input, Node, NodeConfig, Output, Recovered};
 use stead_core::time::{Duration, Instant};
@@ -231,10 +231,21 @@ impl Cluster {
         token: Option<&str>,
         request: Request,
     ) -> ClientId {
+        let credential = token.map(|t| Credential::Token(t.to_string()));
+        self.request_with_credential(to, credential, request)
+    }
+
+    /// Sends a request from whoever `credential` names to node `to`; returns its client id.
+    pub fn request_with_credential(
+        &mut self,
+        to: u64,
+        credential: Option<Credential>,
+        request: Request,
+    ) -> ClientId {
         self.next_client += 1;
         let id = self.next_client;
         if let Some(node) = self.nodes.get_mut(&to) {
-            node.handle(Input::Client { id, token: token.map(str::to_string), request });
+            node.handle(Input::Client { id, credential, request });
             self.drain(to);
         }
         id
@@ -251,6 +262,17 @@ impl Cluster {
         self.answer(client, Duration::from_secs(20)).expect("a request is answered")
     }
 
+    /// Sends `request` from whoever `credential` names to `to` and waits for the answer.
+    pub fn call_with_credential(
+        &mut self,
+        to: u64,
+        credential: Credential,
+        request: Request,
+    ) -> Result<Response, Error> {
+        let client = self.request_with_credential(to, Some(credential), request);
+        self.answer(client, Duration::from_secs(20)).expect("a request is answered")
+    }
+
     /// Opens watch stream `stream` on `to` with `token`.
     pub fn watch_with_token(
         &mut self,
@@ -260,7 +282,8 @@ impl Cluster {
         request: WatchRequest,
     ) {
         if let Some(node) = self.nodes.get_mut(&to) {
-            node.handle(Input::Watch { stream, token: token.map(str::to_string), request });
+            let credential = token.map(|t| Credential::Token(t.to_string()));
+            node.handle(Input::Watch { stream, credential, request });
             self.drain(to);
         }
     }
@@ -268,7 +291,7 @@ impl Cluster {
     /// Sends a message on watch stream `stream` of node `to`.
     pub fn watch(&mut self, to: u64, stream: StreamId, request: WatchRequest) {
         if let Some(node) = self.nodes.get_mut(&to) {
-            node.handle(Input::Watch { stream, token: None, request });
+            node.handle(Input::Watch { stream, credential: None, request });
             self.drain(to);
         }
     }

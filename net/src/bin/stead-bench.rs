@@ -57,6 +57,15 @@ struct Flags {
     /// `l` (linearizable) or `s` (serializable) reads.
     #[arg(long, default_value = "l")]
     consistency: String,
+    /// Verify the endpoints' TLS certificates with this CA bundle (and connect over TLS).
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Present this client certificate (TLS).
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (TLS).
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
 }
 
 fn key(index: usize, size: usize) -> Vec<u8> {
@@ -67,16 +76,24 @@ fn key(index: usize, size: usize) -> Vec<u8> {
 
 async fn connect(flags: &Flags) -> Result<Vec<Channel>, String> {
     let endpoints: Vec<&str> = flags.endpoints.split(',').collect();
+    let identity = match (&flags.cert, &flags.key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => return Err("--cert and --key go together".into()),
+    };
+    let tls = flags.cacert.is_some() || identity.is_some();
+    let dialer = match tls {
+        true => {
+            let connector = stead_net::tls::client_connector(flags.cacert.as_deref(), identity)?;
+            stead_net::dial::Dialer::with_tls(Some(connector))
+        }
+        false => stead_net::dial::Dialer::default(),
+    };
+    let scheme = if tls { "https" } else { "http" };
     let mut channels = Vec::new();
     for i in 0..flags.conns.max(1) {
-        let url = format!("http://{}", endpoints[i % endpoints.len()]);
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        channels.push(channel);
+        let url = format!("{scheme}://{}", endpoints[i % endpoints.len()]);
+        channels.push(dialer.connect(&url, Duration::from_secs(5)).await?);
     }
     Ok(channels)
 }

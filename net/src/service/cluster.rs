@@ -5,7 +5,7 @@ use crate::convert::kv::header;
 use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::cluster_server::{Cluster, ClusterServer};
-use stead_core::api::{ClusterRequest, ClusterResponse, Member, Request, Response};
+use stead_core::api::{ClusterRequest, ClusterResponse, Credential, Member, Request, Response};
 use tonic::{Request as Call, Response as Answer, Status};
 
 /// The Cluster service of one member.
@@ -49,9 +49,9 @@ fn members(answer: &ClusterResponse) -> Vec<pb::Member> {
 /// The member list `handle`'s member knows (served locally, like etcd 3.4's MemberList).
 pub async fn member_list(
     handle: &Handle,
-    token: Option<String>,
+    credential: Option<Credential>,
 ) -> Result<pb::MemberListResponse, Status> {
-    match handle.call(Request::Cluster(ClusterRequest::MemberList), token).await {
+    match handle.call(Request::Cluster(ClusterRequest::MemberList), credential).await {
         Ok(Response::Cluster(answer)) => {
             Ok(pb::MemberListResponse { header: header(answer.header), members: members(&answer) })
         }
@@ -106,7 +106,7 @@ impl Cluster for ClusterService {
         &self,
         call: Call<pb::MemberListRequest>,
     ) -> Result<Answer<pb::MemberListResponse>, Status> {
-        Ok(Answer::new(member_list(&self.handle, super::token(&call)).await?))
+        Ok(Answer::new(member_list(&self.handle, super::credential(&call)).await?))
     }
 
     async fn member_promote(
@@ -115,13 +115,14 @@ impl Cluster for ClusterService {
     ) -> Result<Answer<pb::MemberPromoteResponse>, Status> {
         // Only the leader knows whether the learner caught up: a follower asks it.
         let request = Request::Cluster(ClusterRequest::MemberPromote { id: call.get_ref().id });
-        let answer = match crate::forward::at_leader(&self.handle, request, super::token(&call))
-            .await
-            .map_err(crate::service::status)?
-        {
-            Response::Cluster(answer) => answer,
-            other => return Err(unexpected(other)),
-        };
+        let answer =
+            match crate::forward::at_leader(&self.handle, request, super::credential(&call))
+                .await
+                .map_err(crate::service::status)?
+            {
+                Response::Cluster(answer) => answer,
+                other => return Err(unexpected(other)),
+            };
         Ok(Answer::new(pb::MemberPromoteResponse {
             header: header(answer.header),
             members: members(&answer),

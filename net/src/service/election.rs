@@ -5,16 +5,16 @@
 //! deletes the leader's key.
 
 use super::lock::{create_or_keep, name_prefix, prefix_end, wait_for_predecessors};
-use super::{status, token};
+use super::{credential, status};
 use crate::convert::kv::{header, key_value};
 use crate::handle::Handle;
 use crate::proto::v3electionpb as pb;
 use crate::proto::v3electionpb::election_server::{Election, ElectionServer};
 use std::pin::Pin;
 use stead_core::api::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, KeyValue, PutRequest,
-    RangeRequest, Request, RequestOp, Response, ResponseHeader, SortOrder, SortTarget, TxnRequest,
-    WatchCreateRequest,
+    Compare, CompareResult, CompareTarget, Credential, DeleteRangeRequest, Error, KeyValue,
+    PutRequest, RangeRequest, Request, RequestOp, Response, ResponseHeader, SortOrder, SortTarget,
+    TxnRequest, WatchCreateRequest,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -44,7 +44,7 @@ impl ElectionService {
 /// The current leader's key-value, if any.
 async fn leader(
     handle: &Handle,
-    token: &Option<String>,
+    credential: &Option<Credential>,
     name: &[u8],
 ) -> Result<(Option<KeyValue>, ResponseHeader), Error> {
     let prefix = name_prefix(name);
@@ -56,7 +56,7 @@ async fn leader(
         limit: 1,
         ..Default::default()
     };
-    match handle.call(Request::Range(first), token.clone()).await? {
+    match handle.call(Request::Range(first), credential.clone()).await? {
         Response::Range(range) => Ok((range.kvs.into_iter().next(), range.header)),
         _ => Err(Error::Kv(stead_core::api::KvError::KeyNotFound)),
     }
@@ -65,7 +65,7 @@ async fn leader(
 /// Runs `then` on the leader's key if it still has create revision `rev`.
 async fn if_leader(
     handle: &Handle,
-    token: &Option<String>,
+    credential: &Option<Credential>,
     key: &pb::LeaderKey,
     then: RequestOp,
 ) -> Result<ResponseHeader, Status> {
@@ -76,7 +76,7 @@ async fn if_leader(
         range_end: Vec::new(),
     };
     let txn = TxnRequest { compare: vec![still], success: vec![then], failure: Vec::new() };
-    match handle.call(Request::Txn(txn), token.clone()).await.map_err(status)? {
+    match handle.call(Request::Txn(txn), credential.clone()).await.map_err(status)? {
         Response::Txn(answer) if answer.succeeded => Ok(answer.header),
         Response::Txn(_) => Err(not_leader()),
         other => Err(super::unexpected(other)),
@@ -91,13 +91,13 @@ impl Election for ElectionService {
         &self,
         call: Call<pb::CampaignRequest>,
     ) -> Result<Answer<pb::CampaignResponse>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let body = call.into_inner();
         let prefix = name_prefix(&body.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
         let (rev, _, existing) =
-            create_or_keep(&self.handle, &token, &key, &body.value, body.lease)
+            create_or_keep(&self.handle, &credential, &key, &body.value, body.lease)
                 .await
                 .map_err(status)?;
         let leader =
@@ -106,10 +106,10 @@ impl Election for ElectionService {
         if existing.is_some_and(|value| value != body.value) {
             let put =
                 PutRequest { key, value: body.value, lease: body.lease, ..Default::default() };
-            if_leader(&self.handle, &token, &leader, RequestOp::Put(put)).await?;
+            if_leader(&self.handle, &credential, &leader, RequestOp::Put(put)).await?;
         }
         let header_now =
-            wait_for_predecessors(&self.handle, &token, &prefix, rev).await.map_err(status)?;
+            wait_for_predecessors(&self.handle, &credential, &prefix, rev).await.map_err(status)?;
         Ok(Answer::new(pb::CampaignResponse { header: header(header_now), leader: Some(leader) }))
     }
 
@@ -117,7 +117,7 @@ impl Election for ElectionService {
         &self,
         call: Call<pb::ProclaimRequest>,
     ) -> Result<Answer<pb::ProclaimResponse>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let body = call.into_inner();
         let leader = body.leader.ok_or_else(missing_leader)?;
         let put = PutRequest {
@@ -126,7 +126,7 @@ impl Election for ElectionService {
             lease: leader.lease,
             ..Default::default()
         };
-        let answer = if_leader(&self.handle, &token, &leader, RequestOp::Put(put)).await?;
+        let answer = if_leader(&self.handle, &credential, &leader, RequestOp::Put(put)).await?;
         Ok(Answer::new(pb::ProclaimResponse { header: header(answer) }))
     }
 
@@ -134,9 +134,9 @@ impl Election for ElectionService {
         &self,
         call: Call<pb::LeaderRequest>,
     ) -> Result<Answer<pb::LeaderResponse>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let (kv, answer) =
-            leader(&self.handle, &token, &call.get_ref().name).await.map_err(status)?;
+            leader(&self.handle, &credential, &call.get_ref().name).await.map_err(status)?;
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
         Ok(Answer::new(pb::LeaderResponse { header: header(answer), kv: Some(key_value(kv)) }))
     }
@@ -147,7 +147,7 @@ impl Election for ElectionService {
         &self,
         call: Call<pb::LeaderRequest>,
     ) -> Result<Answer<Self::ObserveStream>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let name = call.into_inner().name;
         let handle = self.handle.clone();
         let (out, observed) = mpsc::channel(16);
@@ -158,7 +158,7 @@ impl Election for ElectionService {
                 range_end: prefix_end(&prefix),
                 ..Default::default()
             };
-            let mut events = match handle.open_watch(token.clone(), create) {
+            let mut events = match handle.open_watch(credential.clone(), create) {
                 Ok(watch) => watch,
                 Err(error) => {
                     let _ = out.send(Err(status(error))).await;
@@ -167,7 +167,7 @@ impl Election for ElectionService {
             };
             let mut last: Option<(Vec<u8>, i64)> = None;
             loop {
-                match leader(&handle, &token, &name).await {
+                match leader(&handle, &credential, &name).await {
                     Ok((Some(kv), answer)) => {
                         let seen = (kv.key.clone(), kv.mod_revision);
                         if last.as_ref() != Some(&seen) {
@@ -200,11 +200,11 @@ impl Election for ElectionService {
         &self,
         call: Call<pb::ResignRequest>,
     ) -> Result<Answer<pb::ResignResponse>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let leader = call.into_inner().leader.ok_or_else(missing_leader)?;
         let delete = DeleteRangeRequest { key: leader.key.clone(), ..Default::default() };
         let answer =
-            if_leader(&self.handle, &token, &leader, RequestOp::DeleteRange(delete)).await?;
+            if_leader(&self.handle, &credential, &leader, RequestOp::DeleteRange(delete)).await?;
         Ok(Answer::new(pb::ResignResponse { header: header(answer) }))
     }
 }

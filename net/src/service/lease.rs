@@ -2,7 +2,7 @@
 //! LeaseTimeToLive, LeaseLeases. Renewals and time-to-live questions are the leader's: a
 //! member that does not lead takes them to it ([`crate::forward`]).
 
-use super::{ask, status, token, unexpected};
+use super::{ask, credential, status, unexpected};
 use crate::convert::kv::header;
 use crate::forward::at_leader;
 use crate::handle::Handle;
@@ -70,14 +70,14 @@ impl Lease for LeaseService {
         &self,
         call: Call<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Answer<Self::LeaseKeepAliveStream>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let handle = self.handle.clone();
         let mut inbound = call.into_inner();
         let (answers, outbound) = mpsc::channel(16);
         tokio::spawn(async move {
             while let Ok(Some(renewal)) = inbound.message().await {
                 let request = Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: renewal.id });
-                let answer = match at_leader(&handle, request, token.clone()).await {
+                let answer = match at_leader(&handle, request, credential.clone()).await {
                     Ok(Response::LeaseKeepAlive(r)) => Ok(pb::LeaseKeepAliveResponse {
                         header: header(r.header),
                         id: r.id,
@@ -102,7 +102,7 @@ impl Lease for LeaseService {
         let body = call.get_ref();
         let request =
             Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id: body.id, keys: body.keys });
-        match at_leader(&self.handle, request, token(&call)).await.map_err(status)? {
+        match at_leader(&self.handle, request, credential(&call)).await.map_err(status)? {
             Response::LeaseTimeToLive(r) => Ok(Answer::new(pb::LeaseTimeToLiveResponse {
                 header: header(r.header),
                 id: r.id,

@@ -4,15 +4,15 @@
 //! before it is deleted: the owner is the key with the lowest create revision. Unlock deletes
 //! the key. Waiting uses a watch on the member, so a holder whose lease expires hands over.
 
-use super::{status, token, unexpected};
+use super::{credential, status, unexpected};
 use crate::convert::kv::header;
 use crate::handle::Handle;
 use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
 use crate::proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use stead_core::api::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Error, EventKind, PutRequest,
-    RangeRequest, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder, SortTarget,
-    TxnRequest, WatchCreateRequest,
+    Compare, CompareResult, CompareTarget, Credential, DeleteRangeRequest, Error, EventKind,
+    PutRequest, RangeRequest, Request, RequestOp, Response, ResponseHeader, ResponseOp, SortOrder,
+    SortTarget, TxnRequest, WatchCreateRequest,
 };
 use tonic::{Request as Call, Response as Answer, Status};
 
@@ -51,7 +51,7 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 /// header of the answer, and the value it already held if it existed.
 pub async fn create_or_keep(
     handle: &Handle,
-    token: &Option<String>,
+    credential: &Option<Credential>,
     key: &[u8],
     value: &[u8],
     lease: i64,
@@ -69,7 +69,7 @@ pub async fn create_or_keep(
         success: vec![RequestOp::Put(put), RequestOp::Range(get.clone())],
         failure: vec![RequestOp::Range(get)],
     };
-    let Response::Txn(answer) = handle.call(Request::Txn(txn), token.clone()).await? else {
+    let Response::Txn(answer) = handle.call(Request::Txn(txn), credential.clone()).await? else {
         return Err(Error::Kv(stead_core::api::KvError::KeyNotFound));
     };
     let found = answer.responses.iter().find_map(|op| match op {
@@ -85,7 +85,7 @@ pub async fn create_or_keep(
 /// `waitDeletes`); returns the header of the last read.
 pub async fn wait_for_predecessors(
     handle: &Handle,
-    token: &Option<String>,
+    credential: &Option<Credential>,
     prefix: &[u8],
     revision: i64,
 ) -> Result<ResponseHeader, Error> {
@@ -100,25 +100,25 @@ pub async fn wait_for_predecessors(
             ..Default::default()
         };
         let Response::Range(range) =
-            handle.call(Request::Range(newest_older), token.clone()).await?
+            handle.call(Request::Range(newest_older), credential.clone()).await?
         else {
             return Err(Error::Kv(stead_core::api::KvError::KeyNotFound));
         };
         let Some(blocker) = range.kvs.first() else { return Ok(range.header) };
-        wait_for_delete(handle, token, &blocker.key, range.header.revision + 1).await?;
+        wait_for_delete(handle, credential, &blocker.key, range.header.revision + 1).await?;
     }
 }
 
 /// Waits for `key` to be deleted at or after `from`.
 async fn wait_for_delete(
     handle: &Handle,
-    token: &Option<String>,
+    credential: &Option<Credential>,
     key: &[u8],
     from: i64,
 ) -> Result<(), Error> {
     let create =
         WatchCreateRequest { key: key.to_vec(), start_revision: from, ..Default::default() };
-    let mut watch = handle.open_watch(token.clone(), create)?;
+    let mut watch = handle.open_watch(credential.clone(), create)?;
     loop {
         match watch.next().await {
             Some(Ok(response)) if response.canceled => return Ok(()),
@@ -136,15 +136,17 @@ async fn wait_for_delete(
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, call: Call<LockRequest>) -> Result<Answer<LockResponse>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let body = call.into_inner();
         let prefix = name_prefix(&body.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
-        let (revision, _, _) =
-            create_or_keep(&self.handle, &token, &key, b"", body.lease).await.map_err(status)?;
-        let latest =
-            wait_for_predecessors(&self.handle, &token, &prefix, revision).await.map_err(status)?;
+        let (revision, _, _) = create_or_keep(&self.handle, &credential, &key, b"", body.lease)
+            .await
+            .map_err(status)?;
+        let latest = wait_for_predecessors(&self.handle, &credential, &prefix, revision)
+            .await
+            .map_err(status)?;
         Ok(Answer::new(LockResponse { header: header(latest), key }))
     }
 

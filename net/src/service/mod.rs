@@ -27,27 +27,45 @@ pub mod maintenance;
 pub mod watch;
 
 use crate::handle::Handle;
-use stead_core::api::{Error, Request, Response};
+use stead_core::api::{Credential, Error, Request, Response};
 
 /// An error as the gRPC status etcd sends.
 pub fn status(error: Error) -> tonic::Status {
     tonic::Status::new(tonic::Code::from_i32(error.code() as i32), error.message())
 }
 
-/// The auth token a client sent (etcd's clients put it in the `token` metadata).
-pub fn token<T>(request: &tonic::Request<T>) -> Option<String> {
+/// Who the caller is, as etcd decides it: the token it sent (etcd's clients put it in the
+/// `token` metadata) if any, otherwise the Common Name of the verified client certificate its
+/// connection was made with.
+pub fn credential<T>(request: &tonic::Request<T>) -> Option<Credential> {
     let metadata = request.metadata();
-    let value = metadata.get("token").or_else(|| metadata.get("authorization"))?;
-    value.to_str().ok().map(str::to_owned)
+    let token = metadata.get("token").or_else(|| metadata.get("authorization"));
+    if let Some(token) = token.and_then(|value| value.to_str().ok()) {
+        return Some(Credential::Token(token.to_owned()));
+    }
+    certificate_name(request).map(Credential::CommonName)
 }
 
-/// Sends a request with the caller's token and waits for the member's answer.
+/// The Common Name of the client certificate the connection was verified with.
+#[cfg(not(madsim))]
+fn certificate_name<T>(request: &tonic::Request<T>) -> Option<String> {
+    let connection = request.extensions().get::<crate::listen::Connection>()?;
+    connection.common_name.as_deref().map(str::to_owned)
+}
+
+/// The simulated network has no TLS.
+#[cfg(madsim)]
+fn certificate_name<T>(_request: &tonic::Request<T>) -> Option<String> {
+    None
+}
+
+/// Sends a request as its caller and waits for the member's answer.
 pub async fn ask<T>(
     handle: &Handle,
     request: &tonic::Request<T>,
     ask: Request,
 ) -> Result<Response, tonic::Status> {
-    handle.call(ask, token(request)).await.map_err(status)
+    handle.call(ask, credential(request)).await.map_err(status)
 }
 
 /// An answer of an unexpected kind: a bug in the member, reported as etcd reports internals.

@@ -4,7 +4,7 @@
 //! responses come back on a channel the first message hands over. When the client goes away the
 //! member hears `WatchClosed` and forgets the stream's watchers.
 
-use super::{status, token};
+use super::{credential, status};
 use crate::convert::kv::{event, header};
 use crate::handle::{Command, Handle};
 use crate::proto::etcdserverpb as pb;
@@ -82,7 +82,7 @@ impl Watch for WatchService {
         &self,
         call: Call<Streaming<pb::WatchRequest>>,
     ) -> Result<Answer<Self::WatchStream>, Status> {
-        let token = token(&call);
+        let credential = credential(&call);
         let stream = self.handle.new_stream();
         let (sink, responses) = mpsc::unbounded_channel();
         let handle = self.handle.clone();
@@ -91,8 +91,12 @@ impl Watch for WatchService {
             let mut sink = Some(sink);
             while let Ok(Some(message)) = inbound.message().await {
                 let Some(request) = watch_request(message) else { continue };
-                let command =
-                    Command::Watch { stream, token: token.clone(), request, sink: sink.take() };
+                let command = Command::Watch {
+                    stream,
+                    credential: credential.clone(),
+                    request,
+                    sink: sink.take(),
+                };
                 if !handle.send(command) {
                     break;
                 }

@@ -110,7 +110,11 @@ impl World {
             self.admin.insert(request_id, admin);
             self.input(
                 leader,
-                Input::Client { id: request_id, token: None, request: Request::Cluster(request) },
+                Input::Client {
+                    id: request_id,
+                    credential: None,
+                    request: Request::Cluster(request),
+                },
             );
         }
         self.schedule_fault(self.scenario.membership.churn_every_ms, Event::Churn);

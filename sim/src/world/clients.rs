@@ -108,7 +108,7 @@ impl World {
                 })
             }
         };
-        self.input(target, Input::Client { id: op as u64, token: None, request });
+        self.input(target, Input::Client { id: op as u64, credential: None, request });
     }
 
     pub(super) fn answer(&mut self, op: usize, result: Result<Response, Error>) {
@@ -200,7 +200,7 @@ impl World {
         self.compacted = revision;
         let id = self.admin_request_id();
         let request = Request::Compact(CompactionRequest { revision, physical: true });
-        self.input(member, Input::Client { id, token: None, request });
+        self.input(member, Input::Client { id, credential: None, request });
     }
 
     pub(super) fn client_timeout(&mut self, op: usize) {

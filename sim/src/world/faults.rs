@@ -135,7 +135,7 @@ impl World {
                 let id = self.admin_request_id();
                 let request =
                     Request::Cluster(stead_core::api::ClusterRequest::MoveLeader { target });
-                self.input(leader, Input::Client { id, token: None, request });
+                self.input(leader, Input::Client { id, credential: None, request });
                 self.log_fault(label, format!("leader {leader} is asked to hand over to {target}"));
             }
         }

@@ -100,7 +100,7 @@ impl World {
         }
         self.lease_pending.insert(id, Pending { client, invoke: self.now });
         self.at(Duration::from_millis(self.scenario.op_timeout_ms), Event::LeaseTimeout(id));
-        self.input(member, Input::Client { id, token: None, request });
+        self.input(member, Input::Client { id, credential: None, request });
     }
 
     /// A lease request timed out: its effect is unknown; the client moves on.

@@ -35,7 +35,7 @@ impl World {
         let id = self.admin_request_id();
         self.admin.insert(id, admin);
         let request = Request::Maintenance(MaintenanceRequest::Alarm(alarm));
-        self.input(member, Input::Client { id, token: None, request });
+        self.input(member, Input::Client { id, credential: None, request });
     }
 
     /// Disarms every alarm a listing found; records what a disarm cleared.

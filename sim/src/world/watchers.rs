@@ -57,7 +57,7 @@ impl World {
         };
         self.input(
             member,
-            Input::Watch { stream, token: None, request: WatchRequest::Create(create) },
+            Input::Watch { stream, credential: None, request: WatchRequest::Create(create) },
         );
         let hop = Duration::from_millis(self.workload.gen_range(1_000..=6_000));
         self.at(hop, Event::WatchHop(stream));
@@ -152,7 +152,10 @@ impl World {
     /// Asks for progress on an open stream, and again later.
     pub(super) fn watch_progress(&mut self, stream: u64) {
         let Some(&Stream { member, open: true, .. }) = self.streams.get(&stream) else { return };
-        self.input(member, Input::Watch { stream, token: None, request: WatchRequest::Progress });
+        self.input(
+            member,
+            Input::Watch { stream, credential: None, request: WatchRequest::Progress },
+        );
         let every = self.scenario.watch.progress_every_ms;
         let after = self.workload.gen_range(every / 2..=every * 3 / 2).max(1);
         self.at(Duration::from_millis(after), Event::WatchProgress(stream));
