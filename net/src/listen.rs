@@ -188,3 +188,60 @@ impl AsyncWrite for Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{prepare, TlsInfo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_stream::StreamExt;
+
+    fn side(tag: &str) -> Side {
+        let dir = std::env::temp_dir().join(format!("stead-listen-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let info = TlsInfo { auto: true, ..TlsInfo::default() };
+        let urls = ["https://127.0.0.1:1".to_string()];
+        let side = prepare(&info, &urls, &dir, &[], "peer").unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        side
+    }
+
+    fn free_url(scheme: &str) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("{scheme}://127.0.0.1:{port}")
+    }
+
+    #[tokio::test]
+    async fn tls_and_plain_listeners_hand_over_working_connections() {
+        let side = side("both");
+        let (tls_url, plain_url) = (free_url("https"), free_url("http"));
+        let urls = [tls_url.clone(), plain_url.clone()];
+        let mut incoming = bind(&urls, Some(&side), "--listen-peer-urls", "peer").await.unwrap();
+
+        let tcp = TcpStream::connect(tls_url.trim_start_matches("https://")).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut client = side.connector.connect(name, tcp).await.unwrap();
+        client.write_all(b"over tls").await.unwrap();
+        client.flush().await.unwrap();
+        let mut served = incoming.next().await.unwrap().unwrap();
+        assert!(matches!(served, Conn::Tls(..)));
+        let mut got = [0u8; 8];
+        served.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"over tls");
+
+        // A plaintext client on the TLS port is dropped; the plain port still works.
+        let mut plain_on_tls =
+            TcpStream::connect(tls_url.trim_start_matches("https://")).await.unwrap();
+        plain_on_tls.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = plain_on_tls.read_to_end(&mut answer).await;
+        assert!(!answer.starts_with(b"HTTP"), "no plaintext answer on a TLS port");
+        let mut plain = TcpStream::connect(plain_url.trim_start_matches("http://")).await.unwrap();
+        plain.write_all(b"plain").await.unwrap();
+        let mut served = incoming.next().await.unwrap().unwrap();
+        assert!(matches!(served, Conn::Plain(_)));
+        let mut got = [0u8; 5];
+        served.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"plain");
+    }
+}

@@ -83,10 +83,7 @@ async fn connect(flags: &Flags) -> Result<Vec<Channel>, String> {
     };
     let tls = flags.cacert.is_some() || identity.is_some();
     let dialer = match tls {
-        true => {
-            let connector = stead_net::tls::client_connector(flags.cacert.as_deref(), identity)?;
-            stead_net::dial::Dialer::with_tls(Some(connector))
-        }
+        true => tls_dialer(flags.cacert.as_deref(), identity)?,
         false => stead_net::dial::Dialer::default(),
     };
     let scheme = if tls { "https" } else { "http" };
@@ -96,6 +93,25 @@ async fn connect(flags: &Flags) -> Result<Vec<Channel>, String> {
         channels.push(dialer.connect(&url, Duration::from_secs(5)).await?);
     }
     Ok(channels)
+}
+
+/// Dials over TLS, verifying servers with `ca` and presenting `identity` if given.
+#[cfg(not(madsim))]
+fn tls_dialer(
+    ca: Option<&std::path::Path>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<stead_net::dial::Dialer, String> {
+    let connector = stead_net::tls::client_connector(ca, identity)?;
+    Ok(stead_net::dial::Dialer::with_tls(Some(connector)))
+}
+
+/// The simulated network has no TLS.
+#[cfg(madsim)]
+fn tls_dialer(
+    _ca: Option<&std::path::Path>,
+    _identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<stead_net::dial::Dialer, String> {
+    Err("TLS is not simulated".into())
 }
 
 /// One client's loop: takes tickets until none remain; returns each request's latency.

@@ -1,6 +1,6 @@
 //! Certificates and keys from PEM files, and the certificate a member presents, re-read when
 //! its files change so that rotation needs no restart (etcd re-reads them per handshake; stead
-//! re-reads them when their size or modification time changed, which is checked per handshake).
+//! reads them per handshake too, but parses them again only when their bytes changed).
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -9,7 +9,6 @@ use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 /// Where Debian (and Go, on Linux) keeps the system's trusted CAs.
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -95,14 +94,12 @@ pub fn certified_key(
     })
 }
 
-/// What identifies one version of the files: their sizes and modification times.
-type Stamp = [(u64, Option<SystemTime>); 2];
+/// One version of the files: their bytes (empty if unreadable). Comparing bytes, not sizes and
+/// modification times, sees every change, even two writes within one clock tick.
+type Stamp = [Vec<u8>; 2];
 
 fn stamp(files: [&Path; 2]) -> Stamp {
-    files.map(|file| match std::fs::metadata(file) {
-        Ok(meta) => (meta.len(), meta.modified().ok()),
-        Err(_) => (0, None),
-    })
+    files.map(|file| std::fs::read(file).unwrap_or_default())
 }
 
 /// The certificate this member presents, re-read when its files change. A change that does not
@@ -169,5 +166,78 @@ impl rustls::client::ResolvesClientCert for Presented {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stead-files-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn provider() -> Arc<CryptoProvider> {
+        Arc::new(super::super::suites::provider(&[]).unwrap())
+    }
+
+    /// A self-signed certificate and key in `dir`.
+    fn made(dir: &Path) -> (PathBuf, PathBuf) {
+        let info = super::super::auto::self_signed(dir, &["127.0.0.1".into()]).unwrap();
+        (info.cert_file.unwrap(), info.key_file.unwrap())
+    }
+
+    #[test]
+    fn missing_foreign_and_mismatched_files_are_clear_errors() {
+        let dir = temp("bad");
+        let (cert, key) = made(&dir.join("one"));
+        let (_, other_key) = made(&dir.join("two"));
+        let missing = certified_key(&dir.join("nope.pem"), &key, &provider()).unwrap_err();
+        assert!(missing.contains("nope.pem") && missing.contains("No such file"), "{missing}");
+        let not_pem = dir.join("junk.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let junk = certified_key(&not_pem, &key, &provider()).unwrap_err();
+        assert!(junk.contains("no certificate in the file"), "{junk}");
+        let mismatch = certified_key(&cert, &other_key, &provider()).unwrap_err();
+        assert!(mismatch.contains("the key does not fit the certificate"), "{mismatch}");
+        assert!(read_key(&cert).unwrap_err().contains("no usable PEM private key"));
+        assert!(certified_key(&cert, &key, &provider()).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_changed_certificate_is_presented_and_a_broken_change_is_not() {
+        let dir = temp("reload");
+        let (cert, key) = made(&dir.join("served"));
+        let presented = Presented::load(&cert, &key, provider()).unwrap();
+        let first = presented.current().cert[0].clone();
+        assert_eq!(presented.current().cert[0], first, "unchanged files, same certificate");
+
+        let (new_cert, new_key) = made(&dir.join("next"));
+        std::fs::copy(&new_key, &key).unwrap();
+        std::fs::copy(&new_cert, &cert).unwrap();
+        let second = presented.current().cert[0].clone();
+        assert_ne!(second, first, "the rotated certificate is presented");
+        assert_eq!(second, read_certs(&new_cert).unwrap()[0]);
+
+        std::fs::write(&cert, "half-written").unwrap();
+        assert_eq!(presented.current().cert[0], second, "a broken change keeps the last good one");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_common_name_is_read_from_the_subject() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(common_name(cert.der()).as_deref(), Some("alice"));
+        let anonymous = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut anonymous = anonymous;
+        anonymous.distinguished_name = rcgen::DistinguishedName::new();
+        let cert = anonymous.self_signed(&key).unwrap();
+        assert_eq!(common_name(cert.der()), None);
     }
 }

@@ -105,3 +105,46 @@ impl TlsFlags {
         names.map(str::to_string).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        tls: TlsFlags,
+    }
+
+    fn parse(args: &[&str]) -> TlsFlags {
+        Flags::parse_from(std::iter::once("stead").chain(args.iter().copied())).tls
+    }
+
+    #[test]
+    fn booleans_take_etcds_forms_and_sides_get_their_flags() {
+        assert!(parse(&["--client-cert-auth"]).client_cert_auth);
+        assert!(parse(&["--client-cert-auth=true"]).client_cert_auth);
+        assert!(!parse(&["--client-cert-auth=false"]).client_cert_auth);
+        assert!(!parse(&[]).client_cert_auth);
+        let flags = parse(&[
+            "--cert-file=c.pem",
+            "--key-file=k.pem",
+            "--peer-cert-file=pc.pem",
+            "--peer-key-file=pk.pem",
+            "--peer-trusted-ca-file=ca.pem",
+            "--peer-client-cert-auth",
+            "--peer-cert-allowed-cn=member",
+            "--cipher-suites=TLS_A, TLS_B",
+        ]);
+        let client = flags.client();
+        assert_eq!(client.cert_file, Some(PathBuf::from("c.pem")));
+        assert!(client.allowed_cn.is_none() && !client.client_cert_auth);
+        let peer = flags.peer();
+        assert_eq!(peer.key_file, Some(PathBuf::from("pk.pem")));
+        assert_eq!(peer.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(peer.client_cert_auth && peer.allowed_cn.as_deref() == Some("member"));
+        assert_eq!(flags.cipher_suites(), ["TLS_A", "TLS_B"]);
+        assert!(TlsInfo::default().is_empty() && !peer.is_empty());
+    }
+}

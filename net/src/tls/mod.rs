@@ -175,6 +175,12 @@ mod side {
                     "scheme is HTTP while key and cert files are present; ignoring key and cert files"
                 );
             }
+            if url.starts_with("http://") && info.client_cert_auth {
+                tracing::warn!(
+                    %url,
+                    "scheme is HTTP while client cert auth is enabled; ignoring client cert auth for this URL"
+                );
+            }
         }
         if info.is_empty() {
             return Ok(None);
@@ -190,5 +196,49 @@ mod side {
             Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
             None => host_port,
         }
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stead-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn https_needs_a_certificate_and_plaintext_needs_none() {
+        let urls = ["https://127.0.0.1:2379".to_string()];
+        let dir = temp("prepare");
+        let error = prepare(&TlsInfo::default(), &urls, &dir, &[], "client").err().unwrap();
+        assert_eq!(
+            error,
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \
+             https://127.0.0.1:2379 with HTTPS scheme"
+        );
+        let peer = prepare(&TlsInfo::default(), &urls, &dir, &[], "peer").err().unwrap();
+        assert!(peer.contains("(--peer-cert-file, --peer-key-file)"), "{peer}");
+        let plain = ["http://127.0.0.1:2379".to_string()];
+        assert!(prepare(&TlsInfo::default(), &plain, &dir, &[], "client").unwrap().is_none());
+        let half = TlsInfo { cert_file: Some(dir.join("c.pem")), ..TlsInfo::default() };
+        let error = prepare(&half, &urls, &dir, &[], "client").err().unwrap();
+        assert!(error.starts_with("KeyFile and CertFile must both be present"), "{error}");
+        assert!(!dir.exists(), "nothing written without auto TLS");
+    }
+
+    #[test]
+    fn auto_tls_makes_its_certificate_unless_one_is_given() {
+        let dir = temp("auto");
+        let urls = ["https://127.0.0.1:2379".to_string()];
+        let auto = TlsInfo { auto: true, ..TlsInfo::default() };
+        assert!(prepare(&auto, &urls, &dir, &[], "client").unwrap().is_some());
+        assert!(dir.join("cert.pem").exists() && dir.join("key.pem").exists());
+        assert_eq!(host_of("https://[::1]:2380/"), "::1");
+        assert_eq!(host_of("http://localhost:2379"), "localhost");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

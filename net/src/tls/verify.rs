@@ -154,3 +154,25 @@ impl ServerCertVerifier for ServerCheck {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(cn: &str) -> CertificateDer<'static> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn only_the_allowed_common_name_passes() {
+        assert!(check_cn(&cert("member"), "member", "peer's client").is_ok());
+        let refused = check_cn(&cert("intruder"), "member", "peer's client").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "unexpected error: certificate CN \"intruder\" is not the allowed CN \"member\""
+        );
+    }
+}
