@@ -81,8 +81,9 @@ pub async fn serve<D: MemberDisk>(
     // Bind first, so a port in use is a clear error before the member starts.
     let client_urls = crate::config::urls(&flags.listen_client_urls)?;
     let peer_urls = crate::config::urls(&flags.listen_peer_urls)?;
-    let clients = security.listen_clients(&client_urls, &handle, wait(stopped.clone())).await?;
-    let peers = security.listen_peers(&peer_urls, &handle, wait(stopped.clone())).await?;
+    let clients =
+        security.listen(Port::Client, &client_urls, &handle, wait(stopped.clone())).await?;
+    let peers = security.listen(Port::Peer, &peer_urls, &handle, wait(stopped.clone())).await?;
     #[cfg(not(madsim))]
     if let Some(urls) = &flags.listen_metrics_urls {
         let addr = first_addr(urls)?;
@@ -127,6 +128,15 @@ macro_rules! client_services {
     };
 }
 
+/// Which listeners.
+#[derive(Clone, Copy)]
+enum Port {
+    /// `--listen-client-urls`.
+    Client,
+    /// `--listen-peer-urls`.
+    Peer,
+}
+
 /// A gRPC server's task.
 type Serving = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
 
@@ -167,35 +177,32 @@ impl Security {
         crate::dial::Dialer::with_tls(self.peer.as_ref().map(|side| side.connector.clone()))
     }
 
-    /// Serves gRPC and the HTTP endpoints on every client URL until `stop`.
-    async fn listen_clients(
+    /// Serves `port`'s services on every one of its URLs until `stop`: gRPC and the HTTP
+    /// endpoints on the client port, the peer service on the peer port.
+    async fn listen(
         &self,
+        port: Port,
         urls: &[String],
         handle: &Handle,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Serving, String> {
-        let routes = client_services!(tonic::service::Routes::default(), handle);
-        let router = crate::http::routes(routes.into_axum_router(), handle.clone());
-        let incoming =
-            crate::listen::bind(urls, self.client.as_ref(), "--listen-client-urls", "client")
-                .await?;
-        let server = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .add_routes(tonic::service::Routes::from(router));
-        Ok(tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)))
-    }
-
-    /// Serves the peer service on every peer URL until `stop`.
-    async fn listen_peers(
-        &self,
-        urls: &[String],
-        handle: &Handle,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<Serving, String> {
-        let incoming =
-            crate::listen::bind(urls, self.peer.as_ref(), "--listen-peer-urls", "peer").await?;
-        let server =
-            tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
+        let (tls, flag, side) = match port {
+            Port::Client => (self.client.as_ref(), "--listen-client-urls", "client"),
+            Port::Peer => (self.peer.as_ref(), "--listen-peer-urls", "peer"),
+        };
+        let incoming = crate::listen::bind(urls, tls, flag, side).await?;
+        let server = match port {
+            Port::Client => {
+                let routes = client_services!(tonic::service::Routes::default(), handle);
+                let router = crate::http::routes(routes.into_axum_router(), handle.clone());
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(tonic::service::Routes::from(router))
+            }
+            Port::Peer => {
+                tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()))
+            }
+        };
         Ok(tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)))
     }
 }
@@ -219,26 +226,20 @@ impl Security {
     }
 
     /// madsim's server binds when it starts serving, on the simulated network (first URL).
-    async fn listen_clients(
+    async fn listen(
         &self,
+        port: Port,
         urls: &[String],
         handle: &Handle,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Serving, String> {
         let addr = socket_addr(&urls[0])?;
-        let server = client_services!(tonic::transport::Server::builder(), handle);
-        Ok(tokio::spawn(server.serve_with_shutdown(addr, stop)))
-    }
-
-    async fn listen_peers(
-        &self,
-        urls: &[String],
-        handle: &Handle,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<Serving, String> {
-        let addr = socket_addr(&urls[0])?;
-        let server =
-            tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()));
+        let server = match port {
+            Port::Client => client_services!(tonic::transport::Server::builder(), handle),
+            Port::Peer => {
+                tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()))
+            }
+        };
         Ok(tokio::spawn(server.serve_with_shutdown(addr, stop)))
     }
 }
