@@ -7,13 +7,14 @@
 //! rules on the source. The crate holds the request/response types ([`api`]), the MVCC key space
 //! ([`mvcc`]), the apply pipeline ([`apply`]), and the replicated [`node`] that runs raft
 //! (tikv/raft-rs) behind a sans-IO interface, with its own [`time`] types, the [`lease`]s and the
-//! [`watch`] streams, and [`auth`]entication and authorization.
+//! [`watch`] streams, [`auth`]entication and authorization, and [`backup`]s in etcd's format.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod apply;
 pub mod auth;
+pub mod backup;
 pub mod lease;
 pub mod mvcc;
 pub mod node;

@@ -227,11 +227,21 @@ fn a_backup_restores_into_a_new_cluster() {
     let middle = corrupted.len() / 2;
     corrupted[middle] ^= 1;
     let error =
-        Node::from_backup(config.clone(), Instant::ZERO, &corrupted).err().expect("refused");
-    assert!(error.contains("digest mismatch"), "{error}");
-    assert!(Node::from_backup(config.clone(), Instant::ZERO, b"STEADBK1").is_err());
+        Node::from_backup(config.clone(), Instant::ZERO, &corrupted, false).err().expect("refused");
+    assert!(error.starts_with("expected sha256 "), "{error}");
+    let unhashed = &backup.blob[..backup.blob.len() - 32];
+    let error = Node::from_backup(config.clone(), Instant::ZERO, unhashed, false).err().unwrap();
+    assert_eq!(error, "snapshot missing hash but --skip-hash-check=false");
+    assert!(Node::from_backup(config.clone(), Instant::ZERO, b"STEADBK1", true).is_err());
 
-    let mut restored = Node::from_backup(config, Instant::ZERO, &backup.blob).expect("restores");
+    let mut restored =
+        Node::from_backup(config, Instant::ZERO, &backup.blob, false).expect("restores");
+    let source = cluster.nodes[&follower].kv().to_snapshot();
+    let got = restored.kv().to_snapshot();
+    assert_eq!((got.current, got.compacted), (source.current, source.compacted));
+    for (a, b) in got.keys.iter().zip(&source.keys) {
+        assert_eq!(a, b);
+    }
     assert_eq!(restored.kv().hash(), source_kv_hash, "the same key space");
     assert!(restored.lessor().exists(lease.id), "leases come along");
     assert_eq!(restored.members().iter().map(|m| m.id).collect::<Vec<_>>(), [7]);

@@ -5,7 +5,8 @@
 //! [`handle`]; [`peer`] carries raft messages between members ([`join`] finds a new member's
 //! id in a running cluster, [`forward`] takes leader-only requests to the leader); [`service`]
 //! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
-//! [`config`] reads etcd's flags ([`tls`] the security ones); [`server`] puts them together.
+//! [`config`] reads etcd's flags ([`tls`] the security ones); [`server`] puts them together;
+//! `snapshot` is `stead snapshot save|status|restore`.
 //! Decisions belong to the core, never to this crate.
 
 pub mod config;
@@ -25,4 +26,6 @@ pub mod peer;
 pub mod proto;
 pub mod server;
 pub mod service;
+#[cfg(not(madsim))]
+pub mod snapshot;
 pub mod tls;

@@ -12,6 +12,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(not(madsim))]
 fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("snapshot") {
+        return snapshot();
+    }
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -28,6 +31,24 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("stead: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `stead snapshot ...`: etcdctl's backup commands.
+#[cfg(not(madsim))]
+fn snapshot() -> std::process::ExitCode {
+    let cli = stead_net::snapshot::SnapshotCli::parse_from(std::env::args().skip(1));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(cli.run()),
+        Err(error) => Err(format!("cannot start the runtime: {error}")),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -89,6 +89,33 @@ impl<D: Disk + Clone> Host<D> {
         })
     }
 
+    /// A member with a fresh data dir on `disk` that starts from `node` (a cluster restored
+    /// from a backup, see `Node::from_backup`); [`Host::flush`] writes its starting point.
+    pub fn create_from(node: Node, disk: D, wal_config: WalConfig) -> Result<Host<D>, HostError> {
+        let identity = Identity { member_id: node.id(), cluster_id: node.cluster_id() };
+        let metadata = postcard::to_allocvec(&identity).expect("identities encode");
+        let wal = Wal::create(disk.clone(), Path::new(WAL_DIR), &metadata, wal_config)?;
+        let snapshots = Snapshotter::new(disk, Path::new(SNAP_DIR))?;
+        Ok(Host {
+            node,
+            wal,
+            snapshots,
+            started_from: None,
+            unsynced_batch: None,
+            retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
+        })
+    }
+
+    /// Executes the outputs the node has ready and syncs until nothing waits; returns those
+    /// that leave the host.
+    pub fn flush(&mut self) -> Result<Vec<Output>, HostError> {
+        let mut leaving = self.drain()?;
+        while self.unsynced() {
+            leaving.extend(self.sync()?);
+        }
+        Ok(leaving)
+    }
+
     /// A member restarting from the data dir on `disk`; refuses a data dir recorded for a
     /// member other than `config.id`.
     pub fn recover(

@@ -28,6 +28,11 @@ pub struct Alarms {
 }
 
 impl Alarms {
+    /// The alarms `members` raise (a restored backup).
+    pub fn from_members(members: impl IntoIterator<Item = AlarmMember>) -> Alarms {
+        Alarms { raised: members.into_iter().collect() }
+    }
+
     /// Applies an alarm request; returns the alarms it listed, raised or cleared.
     pub fn apply(&mut self, request: &AlarmRequest) -> Vec<AlarmMember> {
         let member = AlarmMember { member_id: request.member_id, alarm: request.alarm };

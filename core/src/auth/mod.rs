@@ -90,6 +90,33 @@ impl AuthStore {
         self.roles.get(name).map(Vec::as_slice)
     }
 
+    /// A store from its parts (a restored backup).
+    pub fn from_parts(
+        enabled: bool,
+        revision: u64,
+        users: BTreeMap<String, User>,
+        roles: BTreeMap<String, Vec<Permission>>,
+    ) -> AuthStore {
+        let roles = roles
+            .into_iter()
+            .map(|(name, mut permissions)| {
+                permissions.sort();
+                (name, permissions)
+            })
+            .collect();
+        AuthStore { enabled, revision, users, roles }
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> impl Iterator<Item = (&str, &User)> + '_ {
+        self.users.iter().map(|(name, user)| (name.as_str(), user))
+    }
+
+    /// Every role, by name, with its permissions.
+    pub fn roles(&self) -> impl Iterator<Item = (&str, &[Permission])> + '_ {
+        self.roles.iter().map(|(name, permissions)| (name.as_str(), permissions.as_slice()))
+    }
+
     /// Whether `name` may administer the cluster (etcd's `IsAdminPermitted`): anyone while
     /// auth is disabled, else a user with the root role.
     pub fn is_admin(&self, caller: Option<&AuthInfo>) -> Result<(), AuthError> {

@@ -7,17 +7,34 @@ use crate::time::Instant;
 use raft::prelude::{ConfState, HardState, Snapshot};
 
 impl Node {
-    /// A founding member of a new cluster of `config.members` that starts from `backup` (the
-    /// bytes of Maintenance.Snapshot). Its first output persists that starting point, as
+    /// A founding member of a new cluster of `config.members` that starts from `backup` (a
+    /// backup file in etcd's format, from stead's or etcd's Maintenance.Snapshot; its SHA-256
+    /// is checked unless `skip_hash_check`). Its first output persists that starting point, as
     /// [`Node::new`]'s persists the bootstrap entries. Fails with a clear reason for a backup
     /// that is truncated, corrupted or not a backup.
-    pub fn from_backup(config: NodeConfig, now: Instant, backup: &[u8]) -> Result<Node, String> {
+    pub fn from_backup(
+        config: NodeConfig,
+        now: Instant,
+        backup: &[u8],
+        skip_hash_check: bool,
+    ) -> Result<Node, String> {
+        let state = crate::backup::from_file(backup, skip_hash_check)?;
+        Node::from_etcd(config, now, state)
+    }
+
+    /// A founding member of a new cluster of `config.members` that starts from `state` (see
+    /// [`Node::from_backup`]).
+    pub fn from_etcd(
+        config: NodeConfig,
+        now: Instant,
+        state: crate::backup::EtcdState,
+    ) -> Result<Node, String> {
         let mut members = config.members.clone();
         members.sort_by_key(|m| m.id);
         // The new cluster's log starts where its bootstrap entries would have ended.
         let index = members.len() as u64;
         let machine =
-            StateMachine::from_backup(backup, members.clone(), index, config.machine_settings())?;
+            StateMachine::from_etcd(state, members.clone(), index, config.machine_settings())?;
         let mut conf_state = ConfState::default();
         for member in &members {
             if member.is_learner {
