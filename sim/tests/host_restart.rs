@@ -187,3 +187,47 @@ fn a_data_dir_of_another_member_is_refused() {
     assert!(matches!(error, HostError::DataDir(_)), "{error}");
     assert!(error.to_string().contains("belongs to member 1, not 2"), "{error}");
 }
+
+#[test]
+fn a_member_restored_from_a_backup_restarts_from_its_data_dir() {
+    // A one-member cluster writes, and its backup seeds a new member's data dir.
+    let disk = MemDisk::new();
+    let config = NodeConfig::new(1, vec![1], 9);
+    let mut source = Host::create(config, disk, WAL, Instant::ZERO).unwrap();
+    let mut now = Instant::ZERO;
+    let mut backup = None;
+    for step in 0..500u64 {
+        now = now + STEP;
+        let mut outputs = source.handle_synced(Input::Tick { now }).unwrap();
+        let request = match step {
+            301..=400 if step % 10 == 0 => {
+                let key = format!("k{step}").into_bytes();
+                Request::Put(PutRequest { key, value: b"v".to_vec(), ..Default::default() })
+            }
+            450 => Request::Maintenance(stead_core::api::MaintenanceRequest::Snapshot),
+            _ => continue,
+        };
+        let input = Input::Client { id: step, credential: None, request };
+        outputs.extend(source.handle_synced(input).unwrap());
+        for output in outputs {
+            if let Output::Respond { result: Ok(Response::Snapshot(snapshot)), .. } = output {
+                backup = Some(snapshot.blob);
+            }
+        }
+    }
+    let backup = backup.expect("a backup");
+    let hash = source.node().kv().hash();
+    assert!(source.node().kv().current_revision() > 5, "the source wrote");
+
+    let config = NodeConfig::new(7, vec![7], 3);
+    let node =
+        stead_core::node::Node::from_backup(config.clone(), Instant::ZERO, &backup, false).unwrap();
+    let disk = MemDisk::new();
+    let mut restored = Host::create_from(node, disk.clone(), WAL).unwrap();
+    restored.flush().unwrap();
+    assert!(!restored.unsynced(), "the starting point is synced");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    disk.crash(&mut |n| rng.gen_range(0..n));
+    let recovered = Host::recover(config, disk, WAL, Instant::ZERO).unwrap();
+    assert_eq!(recovered.node().kv().hash(), hash, "the restored key space survives a restart");
+}
