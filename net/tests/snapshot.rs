@@ -336,6 +336,31 @@ fn backups_move_from_etcd_to_stead_and_back_to_etcd() {
     assert!(saved.contains("Snapshot saved at"), "{saved}");
     stop(etcd);
     same_status(&from_etcd);
+    // etcd's live database file, as it lies in a stopped member's data dir.
+    let raw = source[0].dir.join("member").join("snap").join("db");
+    same_status(&raw);
+    let raw_place = places(&root, &["raw"]);
+    let raw_file = raw.to_str().expect("utf-8");
+    let refused = stead_snapshot(&["restore", raw_file, "--data-dir", "/nonexistent/x"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--skip-hash-check=false"));
+    let restored = stead_snapshot(&[
+        "restore",
+        raw_file,
+        "--skip-hash-check",
+        "--name",
+        "raw",
+        "--data-dir",
+        raw_place[0].dir.to_str().expect("utf-8"),
+        "--initial-cluster",
+        &initial(&raw_place),
+        "--initial-advertise-peer-urls",
+        &raw_place[0].peer,
+    ]);
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let raw_member = start(STEAD, &raw_place);
+    wait_serving(&raw_place[0].client);
+    same(&reads(&raw_place[0].client, compacted), &expected, "etcd's member/snap/db → stead");
+    stop(raw_member);
 
     // etcd → stead: three members from one backup.
     let stead_places = places(&root, &["s1", "s2", "s3"]);
