@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -188,20 +188,13 @@ fn stop(children: Vec<Child>) {
     }
 }
 
-fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stead-diff-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
-}
-
 #[test]
 fn etcdctl_sees_no_difference_between_etcd_and_stead() {
     let ports = Ports {
         client: (0..3).map(|_| free_port()).collect(),
         peer: (0..3).map(|_| free_port()).collect(),
     };
-    let etcd_dir = fresh_dir("etcd");
+    let etcd_dir = common::fresh_dir("diff-etcd");
     let etcd = start("etcd", &ports, &etcd_dir);
     let expected = transcript(&ports);
     stop(etcd);
@@ -228,7 +221,7 @@ fn etcdctl_sees_no_difference_between_etcd_and_stead() {
     if std::env::var_os("STEAD_DIFF_SHOW").is_some() {
         eprintln!("{expected}");
     }
-    let stead_dir = fresh_dir("stead");
+    let stead_dir = common::fresh_dir("diff-stead");
     let stead = start(env!("CARGO_BIN_EXE_stead"), &ports, &stead_dir);
     let actual = transcript(&ports);
     stop(stead);

@@ -24,13 +24,6 @@ fn free_port() -> u16 {
     common::free_port(50_000)
 }
 
-fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stead-snap-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
-}
-
 /// A member's name, URLs and data dir.
 #[derive(Clone)]
 struct Place {
@@ -312,7 +305,7 @@ fn same_status(backup: &Path) -> String {
 
 #[test]
 fn backups_move_from_etcd_to_stead_and_back_to_etcd() {
-    let root = fresh_dir("cross");
+    let root = common::fresh_dir("snap-cross");
     let source = places(&root, &["e1"]);
     let etcd = start("etcd", &source);
     common::eventually(Duration::from_secs(20), || {
@@ -391,7 +384,7 @@ fn backups_move_from_etcd_to_stead_and_back_to_etcd() {
 
 #[test]
 fn a_backup_under_write_load_restores_to_the_same_history() {
-    let root = fresh_dir("load");
+    let root = common::fresh_dir("snap-load");
     let source = places(&root, &["a"]);
     let stead = start(STEAD, &source);
     let endpoint = source[0].client.clone();
@@ -477,7 +470,7 @@ fn backup_status(backup: &Path) -> i64 {
 
 #[test]
 fn bad_backups_and_bad_targets_are_refused_and_nothing_is_left_behind() {
-    let root = fresh_dir("bad");
+    let root = common::fresh_dir("snap-bad");
     let source = places(&root, &["a"]);
     let stead = start(STEAD, &source);
     common::eventually(Duration::from_secs(20), || {

@@ -16,14 +16,6 @@ fn free_port() -> u16 {
     common::free_port(30_000)
 }
 
-/// A fresh directory for one test.
-fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stead-tls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    dir
-}
-
 /// One member's place: name, ports, data dir.
 #[derive(Clone)]
 struct Place {
@@ -245,7 +237,7 @@ fn start_cluster(binary: &str, places: &[Place], certs: &Certs) -> Vec<Child> {
 
 #[test]
 fn etcdctl_over_mutual_tls_sees_no_difference_between_etcd_and_stead() {
-    let root = fresh_dir("diff");
+    let root = common::fresh_dir("tls-diff");
     let certs = certs(&root.join("certs"));
     let places: Vec<Place> = ["a", "b", "c"].iter().map(|n| Place::new(&root, n)).collect();
 
@@ -293,7 +285,7 @@ fn logs(places: &[Place]) -> String {
 
 #[test]
 fn a_member_with_a_foreign_or_disallowed_certificate_cannot_join() {
-    let root = fresh_dir("join");
+    let root = common::fresh_dir("tls-join");
     let certs = certs(&root.join("certs"));
     let other_ca = Ca::new(&root.join("certs"), "other-ca");
     let places: Vec<Place> = ["a", "b", "c"].iter().map(|n| Place::new(&root, n)).collect();
@@ -367,7 +359,7 @@ fn curl(url: &str, ca: &Path, client: &Issued) -> String {
 
 #[test]
 fn certificates_rotate_on_disk_and_bad_tls_is_refused() {
-    let root = fresh_dir("rotate");
+    let root = common::fresh_dir("tls-rotate");
     let certs = certs(&root.join("certs"));
     let ca2 = Ca::new(&root.join("certs"), "ca2");
     let stead = env!("CARGO_BIN_EXE_stead");
@@ -467,7 +459,7 @@ fn certificates_rotate_on_disk_and_bad_tls_is_refused() {
 
 #[test]
 fn auto_tls_serves_clients_and_peers_with_generated_certificates() {
-    let root = fresh_dir("auto");
+    let root = common::fresh_dir("tls-auto");
     let places: Vec<Place> = ["a", "b", "c"].iter().map(|n| Place::new(&root, n)).collect();
     let flags = vec!["--auto-tls".to_string(), "--peer-auto-tls".to_string()];
     let stead = env!("CARGO_BIN_EXE_stead");

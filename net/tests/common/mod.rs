@@ -37,3 +37,13 @@ pub fn etcdctl(endpoints: &str) -> std::process::Command {
     command.env("ETCDCTL_API", "3").arg(format!("--endpoints={endpoints}"));
     command
 }
+
+/// An empty directory for one test: `stead-<tag>-<pid>` under the temp dir.
+// Every test binary compiles this module; the etcdctl tests keep their own temp dirs.
+#[allow(dead_code)]
+pub fn fresh_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stead-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
