@@ -378,6 +378,16 @@ fn backups_move_from_etcd_to_stead_and_back_to_etcd() {
     let etcd = start("etcd", &back);
     wait_serving(&endpoints(&back));
     same(&reads(&back[2].client, compacted), &expected, "stead → etcd");
+    // etcd writes into the file stead wrote, and rewrites it whole (defragment).
+    let all = endpoints(&back);
+    let root_user = ["--user", "root:rootpw"];
+    let wrote = etcdctl(&all, &[&root_user[..], &["put", "after/restore", "x"]].concat());
+    assert_eq!(wrote, "OK\n");
+    let defrag = etcdctl(&all, &[&root_user[..], &["defrag"]].concat());
+    assert!(defrag.contains("Finished defragmenting"), "{defrag}");
+    let read =
+        etcdctl(&all, &[&root_user[..], &["get", "after/restore", "--print-value-only"]].concat());
+    assert_eq!(read, "x\n");
     stop(etcd);
     let _ = std::fs::remove_dir_all(&root);
 }
