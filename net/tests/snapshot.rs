@@ -236,18 +236,11 @@ fn same(got: &str, expected: &str, what: &str) {
     assert_eq!(got.lines().count(), expected.lines().count(), "{what}: {got}");
 }
 
-/// The events a watch of every key from `revision` delivers in a second and a half.
+/// The events a watch of every key from `revision` delivers.
 fn watch(endpoint: &str, revision: i64) -> String {
-    let mut child = common::etcdctl(endpoint)
-        .args(["--user", "root:rootpw", "watch", "", "--prefix", &format!("--rev={revision}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcdctl watch runs");
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = child.kill();
-    let output = child.wait_with_output().expect("the watch ends");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let mut command = common::etcdctl(endpoint);
+    command.args(["--user", "root:rootpw", "watch", "", "--prefix", &format!("--rev={revision}")]);
+    common::output_until_quiet(command)
 }
 
 fn restore_with_stead(backup: &Path, places: &[Place]) {

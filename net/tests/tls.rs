@@ -151,10 +151,9 @@ fn transcript(places: &[Place], certs: &Certs) -> String {
     run(&mut out, root, "root", &["put", "leased", "v", &format!("--lease={lease}")]);
     run(&mut out, root, "root", &["lease", "timetolive", &lease, "--keys"]);
     run(&mut out, root, "root", &["lease", "revoke", &lease]);
-    let watcher = watch(&one, ca, &certs.root, "w");
     run(&mut out, root, "root", &["put", "w", "1"]);
     run(&mut out, root, "root", &["del", "w"]);
-    out.push_str(&format!("$ [root] etcdctl watch w\n{}\n", watched(watcher)));
+    out.push_str(&format!("$ [root] etcdctl watch w --rev=1\n{}\n", watch(&one, ca, &certs.root)));
     run(&mut out, root, "root", &["member", "list"]);
     run(&mut out, root, "root", &["user", "add", "root:rootpw"]);
     run(&mut out, root, "root", &["role", "add", "root"]);
@@ -182,27 +181,15 @@ fn transcript(places: &[Place], certs: &Certs) -> String {
     normalize(&out.replace(&lease, "<lease>"))
 }
 
-/// Starts `etcdctl watch key` (and gives it a moment to open its watch).
-fn watch(endpoint: &str, ca: &Path, client: &Issued, key: &str) -> Child {
-    let child = common::etcdctl(endpoint)
+/// What `etcdctl watch w --rev=1` replays: the key's whole history.
+fn watch(endpoint: &str, ca: &Path, client: &Issued) -> String {
+    let mut command = common::etcdctl(endpoint);
+    command
         .arg(format!("--cacert={}", ca.display()))
         .arg(format!("--cert={}", client.cert.display()))
         .arg(format!("--key={}", client.key.display()))
-        .args(["watch", key])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcdctl watch runs");
-    std::thread::sleep(Duration::from_millis(1500));
-    child
-}
-
-/// What a watcher printed, once the events had time to arrive.
-fn watched(mut child: Child) -> String {
-    std::thread::sleep(Duration::from_millis(1000));
-    let _ = child.kill();
-    let output = child.wait_with_output().expect("etcdctl watch ends");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        .args(["watch", "w", "--rev=1"]);
+    common::output_until_quiet(command)
 }
 
 /// Masks what differs by nature between two runs (lease ids, raft terms).
@@ -255,7 +242,7 @@ fn etcdctl_over_mutual_tls_sees_no_difference_between_etcd_and_stead() {
     assert!(got.contains("[alice] etcdctl put a 3\nError: etcdserver: permission denied"), "{got}");
     assert!(got.contains("[root] etcdctl get a\na\n2\n"), "{got}");
     assert!(got.contains("https://127.0.0.1:"), "member list shows https URLs: {got}");
-    assert!(got.contains("etcdctl watch w\nPUT\nw\n1\nDELETE\nw\n\n"), "{got}");
+    assert!(got.contains("etcdctl watch w --rev=1\nPUT\nw\n1\nDELETE\nw\n\n"), "{got}");
     assert!(
         got.contains("granted with TTL(100s), remaining(#s), attached keys([leased])"),
         "{got}"

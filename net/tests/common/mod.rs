@@ -47,3 +47,38 @@ pub fn fresh_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("a temp dir");
     dir
 }
+
+/// What a long-running command (`etcdctl watch`) prints, read until nothing new has come for a
+/// second (5 s before the first output, 15 s at most); then it is killed.
+#[allow(dead_code)]
+pub fn output_until_quiet(mut command: std::process::Command) -> String {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the command runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut output = Vec::new();
+    loop {
+        let quiet = if output.is_empty() { Duration::from_secs(5) } else { Duration::from_secs(1) };
+        match received.recv_timeout(quiet) {
+            Ok(bytes) if Instant::now() < deadline => output.extend(bytes),
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&output).into_owned()
+}
