@@ -76,10 +76,12 @@ pub struct Flags {
     #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
     pub auto_compaction_retention: String,
     /// Checkpoint remaining lease TTLs so they survive leader changes.
-    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT")]
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
     pub experimental_enable_lease_checkpoint: bool,
     /// Compare key-space digests with the peers when restarting from a data dir.
-    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK")]
+    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
     pub experimental_initial_corrupt_check: bool,
     /// How often the leader runs the corruption check (a duration like `5m`; 0: never).
     #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME", default_value = "0s")]
@@ -278,6 +280,22 @@ mod tests {
         assert!(config.members[0].client_urls.is_empty(), "published later, not bootstrapped");
         assert_eq!(socket_addr(&flags.listen_client_urls).unwrap().port(), 2379);
         assert!(config.auto_compaction.is_none() && config.corrupt_check_interval.is_none());
+        assert!(!flags.experimental_enable_lease_checkpoint);
+    }
+
+    #[test]
+    fn booleans_take_etcds_true_and_false() {
+        for (args, expected) in [
+            (&["--experimental-enable-lease-checkpoint"][..], true),
+            (&["--experimental-enable-lease-checkpoint=true"], true),
+            (&["--experimental-enable-lease-checkpoint=false"], false),
+        ] {
+            assert_eq!(flags(args).experimental_enable_lease_checkpoint, expected, "{args:?}");
+        }
+        assert!(
+            flags(&["--experimental-initial-corrupt-check=true"])
+                .experimental_initial_corrupt_check
+        );
     }
 
     #[test]
