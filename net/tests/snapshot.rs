@@ -195,9 +195,14 @@ fn reads(endpoint: &str, compacted: i64) -> String {
         let kvs = json.find("\"kvs\"").map_or(json.as_str(), |at| &json[at..]);
         out.push_str(&format!("range at {revision}: {kvs}\n"));
     }
-    let leases = as_root(&["lease", "list"]);
-    out.push_str(&leases);
-    for id in leases.lines().skip(1) {
+    // etcd lists leases in no particular order (a Go map's).
+    let listed = as_root(&["lease", "list"]);
+    let mut leases: Vec<&str> = listed.lines().collect();
+    if leases.len() > 1 {
+        leases[1..].sort();
+    }
+    out.push_str(&format!("{}\n", leases.join("\n")));
+    for id in leases.iter().skip(1) {
         let ttl = as_root(&["lease", "timetolive", id, "--keys"]);
         let remaining = ttl.find("remaining(").map_or(ttl.len(), |at| at + 10);
         let rest = ttl[remaining..].trim_start_matches(|c: char| c.is_ascii_digit());
