@@ -1,8 +1,9 @@
 //! The Watch service: one bidirectional stream per client stream, with many watchers on it.
 //!
 //! Each gRPC stream gets an id; its messages go to the member in order, and the member's
-//! responses come back on a channel the first message hands over. When the client goes away the
-//! member hears `WatchClosed` and forgets the stream's watchers.
+//! responses come back on a channel the first message hands over. When the client goes away (or
+//! breaks its stream) the member hears `WatchClosed` and forgets the stream's watchers; a client
+//! that only closes its sending side keeps them, as etcd's do.
 
 use super::{credential, status};
 use crate::convert::kv::{event, header};
@@ -88,8 +89,19 @@ impl Watch for WatchService {
         let handle = self.handle.clone();
         let mut inbound = call.into_inner();
         tokio::spawn(async move {
+            // Kept to learn when the client stops reading: a client that only closes its side
+            // keeps its watchers, as in etcd (its gateway closes the request side at once).
+            let reading = sink.clone();
             let mut sink = Some(sink);
-            while let Ok(Some(message)) = inbound.message().await {
+            loop {
+                let message = match inbound.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => {
+                        reading.closed().await;
+                        break;
+                    }
+                    Err(_) => break,
+                };
                 let Some(request) = watch_request(message) else { continue };
                 let command = Command::Watch {
                     stream,
