@@ -148,7 +148,12 @@ impl<D: MemberDisk> Driver<D> {
                 let leader = node.leader().map(|id| {
                     let member = node.members().into_iter().find(|m| m.id == id);
                     let peer_urls = member.map(|m| m.peer_urls).unwrap_or_default();
-                    Leader { id, is_me: id == node.id(), peer_urls }
+                    Leader {
+                        id,
+                        is_me: id == node.id(),
+                        peer_urls,
+                        asked: (node.id(), node.term()),
+                    }
                 });
                 let _ = reply.send(leader);
                 Ok(())

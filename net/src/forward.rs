@@ -57,7 +57,9 @@ pub async fn at_leader(
             Some(leader) if leader.is_me => {
                 Some(handle.call(request.clone(), credential.clone()).await)
             }
-            Some(leader) => ask_peer(handle, &leader, &request, &credential).await,
+            Some(leader) => ask_peer(handle, &leader, &request, &credential)
+                .await
+                .map(|answer| answer.map(|response| as_asked(response, &leader))),
             None => None,
         };
         match answer {
@@ -70,6 +72,14 @@ pub async fn at_leader(
             return Err(ServerError::Timeout.into());
         }
     }
+}
+
+/// The leader's answer as this member passes it on: with this member's id and raft term in
+/// the header (the leader's revision stays), as etcd's gRPC layer fills every header.
+fn as_asked(mut response: Response, leader: &Leader) -> Response {
+    let header = response.header_mut();
+    (header.member_id, header.raft_term) = leader.asked;
+    response
 }
 
 /// Asks `leader` over its peer URLs; `None` if none of them could be asked.
@@ -141,6 +151,19 @@ mod tests {
             let wire = ForwardAnswer { result: postcard::to_allocvec(&result).unwrap() };
             assert_eq!(decode(wire), Some(result));
         }
+    }
+
+    #[test]
+    fn a_forwarded_answer_names_the_member_asked() {
+        let leader = Leader { id: 1, is_me: false, peer_urls: Vec::new(), asked: (2, 7) };
+        let answer = Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+            header: ResponseHeader { cluster_id: 9, member_id: 1, revision: 5, raft_term: 6 },
+            id: 5,
+            ttl: 10,
+        });
+        let Response::LeaseKeepAlive(passed) = as_asked(answer, &leader) else { panic!() };
+        let expected = ResponseHeader { cluster_id: 9, member_id: 2, revision: 5, raft_term: 7 };
+        assert_eq!(passed.header, expected);
     }
 
     #[test]

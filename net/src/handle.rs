@@ -61,6 +61,9 @@ pub struct Leader {
     /// Its peer URLs (known from the membership in the log, so from the start; its client
     /// URLs are not known until it has published them).
     pub peer_urls: Vec<String>,
+    /// The member asked: its id and raft term, which etcd puts in the header of an answer it
+    /// had from the leader.
+    pub asked: (u64, u64),
 }
 
 /// A cheap handle the gRPC services use to reach the member.

@@ -5,7 +5,7 @@
 //! deletes the leader's key.
 
 use super::lock::{create_or_keep, name_prefix, prefix_end, wait_for_predecessors};
-use super::{credential, status};
+use super::{credential, passed_on};
 use crate::convert::kv::{header, key_value};
 use crate::handle::Handle;
 use crate::proto::v3electionpb as pb;
@@ -76,7 +76,7 @@ async fn if_leader(
         range_end: Vec::new(),
     };
     let txn = TxnRequest { compare: vec![still], success: vec![then], failure: Vec::new() };
-    match handle.call(Request::Txn(txn), credential.clone()).await.map_err(status)? {
+    match handle.call(Request::Txn(txn), credential.clone()).await.map_err(passed_on)? {
         Response::Txn(answer) if answer.succeeded => Ok(answer.header),
         Response::Txn(_) => Err(not_leader()),
         other => Err(super::unexpected(other)),
@@ -99,7 +99,7 @@ impl Election for ElectionService {
         let (rev, _, existing) =
             create_or_keep(&self.handle, &credential, &key, &body.value, body.lease)
                 .await
-                .map_err(status)?;
+                .map_err(passed_on)?;
         let leader =
             pb::LeaderKey { name: body.name.clone(), key: key.clone(), rev, lease: body.lease };
         // A candidate campaigning again with a new value proclaims it.
@@ -108,8 +108,9 @@ impl Election for ElectionService {
                 PutRequest { key, value: body.value, lease: body.lease, ..Default::default() };
             if_leader(&self.handle, &credential, &leader, RequestOp::Put(put)).await?;
         }
-        let header_now =
-            wait_for_predecessors(&self.handle, &credential, &prefix, rev).await.map_err(status)?;
+        let header_now = wait_for_predecessors(&self.handle, &credential, &prefix, rev)
+            .await
+            .map_err(passed_on)?;
         Ok(Answer::new(pb::CampaignResponse { header: header(header_now), leader: Some(leader) }))
     }
 
@@ -136,7 +137,7 @@ impl Election for ElectionService {
     ) -> Result<Answer<pb::LeaderResponse>, Status> {
         let credential = credential(&call);
         let (kv, answer) =
-            leader(&self.handle, &credential, &call.get_ref().name).await.map_err(status)?;
+            leader(&self.handle, &credential, &call.get_ref().name).await.map_err(passed_on)?;
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
         Ok(Answer::new(pb::LeaderResponse { header: header(answer), kv: Some(key_value(kv)) }))
     }
@@ -161,7 +162,7 @@ impl Election for ElectionService {
             let mut events = match handle.open_watch(credential.clone(), create) {
                 Ok(watch) => watch,
                 Err(error) => {
-                    let _ = out.send(Err(status(error))).await;
+                    let _ = out.send(Err(passed_on(error))).await;
                     return;
                 }
             };
@@ -183,7 +184,7 @@ impl Election for ElectionService {
                     }
                     Ok((None, _)) => last = None,
                     Err(error) => {
-                        let _ = out.send(Err(status(error))).await;
+                        let _ = out.send(Err(passed_on(error))).await;
                         break;
                     }
                 }

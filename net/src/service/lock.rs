@@ -4,7 +4,7 @@
 //! before it is deleted: the owner is the key with the lowest create revision. Unlock deletes
 //! the key. Waiting uses a watch on the member, so a holder whose lease expires hands over.
 
-use super::{credential, status, unexpected};
+use super::{credential, passed_on, unexpected};
 use crate::convert::kv::header;
 use crate::handle::Handle;
 use crate::proto::v3lockpb::lock_server::{Lock, LockServer};
@@ -143,16 +143,17 @@ impl Lock for LockService {
         key.extend_from_slice(format!("{:x}", body.lease).as_bytes());
         let (revision, _, _) = create_or_keep(&self.handle, &credential, &key, b"", body.lease)
             .await
-            .map_err(status)?;
+            .map_err(passed_on)?;
         let latest = wait_for_predecessors(&self.handle, &credential, &prefix, revision)
             .await
-            .map_err(status)?;
+            .map_err(passed_on)?;
         Ok(Answer::new(LockResponse { header: header(latest), key }))
     }
 
     async fn unlock(&self, call: Call<UnlockRequest>) -> Result<Answer<UnlockResponse>, Status> {
         let delete = DeleteRangeRequest { key: call.get_ref().key.clone(), ..Default::default() };
-        match super::ask(&self.handle, &call, Request::DeleteRange(delete)).await? {
+        let request = Request::DeleteRange(delete);
+        match self.handle.call(request, credential(&call)).await.map_err(passed_on)? {
             Response::DeleteRange(r) => {
                 Ok(Answer::new(UnlockResponse { header: header(r.header) }))
             }

@@ -72,8 +72,9 @@ impl Maintenance for MaintenanceService {
         let request =
             AlarmRequest { action, member_id: body.member_id, alarm: alarm_type(body.alarm) };
         match self.maintenance(&call, MaintenanceRequest::Alarm(request)).await? {
+            // etcd 3.4 answers Alarm, Defragment and MoveLeader without a header.
             Response::Alarm(r) => Ok(Answer::new(pb::AlarmResponse {
-                header: header(r.header),
+                header: None,
                 alarms: r
                     .alarms
                     .into_iter()
@@ -113,7 +114,7 @@ impl Maintenance for MaintenanceService {
         call: Call<pb::DefragmentRequest>,
     ) -> Result<Answer<pb::DefragmentResponse>, Status> {
         match self.maintenance(&call, MaintenanceRequest::Defragment).await? {
-            Response::Empty(h) => Ok(Answer::new(pb::DefragmentResponse { header: header(h) })),
+            Response::Empty(_) => Ok(Answer::new(pb::DefragmentResponse { header: None })),
             other => Err(unexpected(other)),
         }
     }
@@ -174,9 +175,7 @@ impl Maintenance for MaintenanceService {
         let target = call.get_ref().target_id;
         let request = Request::Cluster(ClusterRequest::MoveLeader { target });
         match ask(&self.handle, &call, request).await? {
-            Response::Cluster(r) => {
-                Ok(Answer::new(pb::MoveLeaderResponse { header: header(r.header) }))
-            }
+            Response::Cluster(_) => Ok(Answer::new(pb::MoveLeaderResponse { header: None })),
             other => Err(unexpected(other)),
         }
     }

@@ -34,6 +34,12 @@ pub fn status(error: Error) -> tonic::Status {
     tonic::Status::new(tonic::Code::from_i32(error.code() as i32), error.message())
 }
 
+/// An error of a request the Lock and Election services made for their caller, as etcd's
+/// in-process client hands it back: its text, with gRPC's `Unknown` code.
+pub fn passed_on(error: Error) -> tonic::Status {
+    tonic::Status::unknown(error.message())
+}
+
 /// Who the caller is, as etcd decides it: the token it sent (etcd's clients put it in the
 /// `token` metadata) if any, otherwise the Common Name of the verified client certificate its
 /// connection was made with.
