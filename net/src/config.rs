@@ -27,7 +27,7 @@ pub struct Flags {
     /// This member's client URLs to advertise to the rest of the cluster.
     #[arg(long, env = "ETCD_ADVERTISE_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
     pub advertise_client_urls: String,
-    /// URLs to serve `/health`, `/version` and `/metrics` on (HTTP).
+    /// URLs to serve `/metrics` and `/health` on (`https://` ones with the client TLS flags).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS")]
     pub listen_metrics_urls: Option<String>,
     /// URLs to listen on for peer traffic.
@@ -92,6 +92,16 @@ pub struct Flags {
     /// `debug`, `info`, `warn` or `error`.
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Serve etcd's JSON gateway (`/v3/...`) on the client port.
+    #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", action = clap::ArgAction::Set,
+          num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    pub enable_grpc_gateway: bool,
+    /// Origins allowed to read the client port's HTTP answers (comma-separated; `*`: any).
+    #[arg(long, env = "ETCD_CORS", default_value = "*")]
+    pub cors: String,
+    /// Hosts that plaintext HTTP requests may name (comma-separated; `*`: any).
+    #[arg(long, env = "ETCD_HOST_WHITELIST", default_value = "*")]
+    pub host_whitelist: String,
     /// The security flags.
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
@@ -152,7 +162,47 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total_ms))
 }
 
+/// Whether `origin` is a URL etcd takes in `--cors`: http(s) or unix(s), `host:port`, no path.
+#[cfg(not(madsim))]
+fn cors_origin(origin: &str) -> Result<(), String> {
+    let (scheme, rest) = origin.split_once("://").unwrap_or(("", origin));
+    if !matches!(scheme, "http" | "https" | "unix" | "unixs") {
+        return Err(format!("URL scheme must be http, https, unix, or unixs: {origin}"));
+    }
+    let (host, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+    if !path.is_empty() {
+        return Err(format!("URL must not contain a path: {origin}"));
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && !name.is_empty() => Ok(()),
+        _ => Err(format!("URL address does not have the form \"host:port\": {origin}")),
+    }
+}
+
+/// A comma-separated list of names, each trimmed, empty entries dropped.
+#[cfg(not(madsim))]
+fn names(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect()
+}
+
 impl Flags {
+    /// How the client port's HTTP side behaves; `--cors` entries must be `*` or URLs, as in
+    /// etcd.
+    #[cfg(not(madsim))]
+    pub fn http_options(&self) -> Result<crate::http::HttpOptions, String> {
+        let cors = names(&self.cors);
+        for origin in cors.iter().filter(|origin| *origin != "*") {
+            cors_origin(origin)
+                .map_err(|why| format!("invalid value {:?} for flag -cors: {why}", self.cors))?;
+        }
+        Ok(crate::http::HttpOptions {
+            gateway: self.enable_grpc_gateway,
+            cors,
+            hosts: names(&self.host_whitelist),
+            max_request_bytes: self.max_request_bytes,
+        })
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.stead", self.name)))
@@ -264,6 +314,20 @@ impl Flags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(not(madsim))]
+    fn cors_origins_are_checked_as_etcd_checks_them() {
+        assert_eq!(cors_origin("http://a.example:8080"), Ok(()));
+        assert_eq!(cors_origin("https://10.0.0.1:443"), Ok(()));
+        let host_port = "URL address does not have the form \"host:port\": http://a.example";
+        assert_eq!(cors_origin("http://a.example").unwrap_err(), host_port);
+        let scheme = "URL scheme must be http, https, unix, or unixs: ftp://a:1";
+        assert_eq!(cors_origin("ftp://a:1").unwrap_err(), scheme);
+        let path = "URL must not contain a path: http://a:1/x";
+        assert_eq!(cors_origin("http://a:1/x").unwrap_err(), path);
+        assert!(cors_origin("http://a:1/").is_err());
+    }
 
     fn flags(args: &[&str]) -> Flags {
         Flags::parse_from(std::iter::once("stead").chain(args.iter().copied()))

@@ -5,7 +5,8 @@
 //! [`handle`]; [`peer`] carries raft messages between members ([`join`] finds a new member's
 //! id in a running cluster, [`forward`] takes leader-only requests to the leader); [`service`]
 //! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
-//! [`config`] reads etcd's flags ([`tls`] the security ones); [`server`] puts them together;
+//! [`config`] reads etcd's flags ([`tls`] the security ones); `http` and `gateway` are the
+//! client port's HTTP side (etcd's endpoints and its JSON gateway); [`server`] puts them together;
 //! `snapshot` is `stead snapshot save|status|restore`.
 //! Decisions belong to the core, never to this crate.
 
@@ -14,6 +15,8 @@ pub mod convert;
 pub mod dial;
 pub mod driver;
 pub mod forward;
+#[cfg(not(madsim))]
+pub mod gateway;
 pub mod handle;
 #[cfg(not(madsim))]
 pub mod http;

@@ -25,6 +25,8 @@ const BACKLOG: usize = 128;
 /// What the server knows about a connection (in every request's extensions).
 #[derive(Clone, Debug, Default)]
 pub struct Connection {
+    /// Whether the connection is TLS.
+    pub tls: bool,
     /// The Common Name of the client certificate the handshake verified, if any.
     pub common_name: Option<Arc<str>>,
 }
@@ -106,7 +108,7 @@ async fn accept(
                         .and_then(|certs| certs.first())
                         .and_then(crate::tls::files::common_name)
                         .map(Arc::from);
-                    let connection = Connection { common_name };
+                    let connection = Connection { tls: true, common_name };
                     let _ = accepted.send(Ok(Conn::Tls(Box::new(tls), connection))).await;
                 }
                 Ok(Err(error)) => {

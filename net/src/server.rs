@@ -3,7 +3,7 @@
 //! real network, TLS where the URLs say `https://`) and the tier-2 simulation (madsim,
 //! `MemDisk`, plaintext only).
 
-use crate::config::{socket_addr, Flags};
+use crate::config::Flags;
 use crate::driver::{Driver, MemberDisk};
 use crate::handle::Handle;
 use crate::peer::{PeerService, Peers};
@@ -86,12 +86,9 @@ pub async fn serve<D: MemberDisk>(
     let peers = security.listen(Port::Peer, &peer_urls, &handle, wait(stopped.clone())).await?;
     #[cfg(not(madsim))]
     if let Some(urls) = &flags.listen_metrics_urls {
-        let addr = first_addr(urls)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("--listen-metrics-urls {addr}: cannot listen: {e}"))?;
-        tokio::spawn(crate::http::serve(listener, handle.clone()));
-        tracing::info!(%addr, "serving /health, /version and /metrics");
+        let urls = crate::config::urls(urls)?;
+        security.listen(Port::Metrics, &urls, &handle, wait(stopped.clone())).await?;
+        tracing::info!(?urls, "serving /metrics and /health");
     }
     let member = tokio::spawn(driver.run(commands));
     tracing::info!(clients = ?client_urls, peers = ?peer_urls, "serving");
@@ -135,16 +132,22 @@ enum Port {
     Client,
     /// `--listen-peer-urls`.
     Peer,
+    /// `--listen-metrics-urls` (their `https://` ones take the client port's TLS, as etcd's).
+    #[cfg(not(madsim))]
+    Metrics,
 }
 
 /// A gRPC server's task.
 type Serving = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
 
-/// The member's TLS: what its client and peer listeners accept with, and how it dials peers.
+/// The member's TLS: what its client and peer listeners accept with, and how it dials peers;
+/// and how its client port's HTTP side behaves.
 #[cfg(not(madsim))]
 struct Security {
     client: Option<crate::tls::Side>,
     peer: Option<crate::tls::Side>,
+    /// How the client port's HTTP side behaves.
+    http: crate::http::HttpOptions,
 }
 
 #[cfg(not(madsim))]
@@ -170,15 +173,16 @@ impl Security {
             &suites,
             "peer",
         )?;
-        Ok(Security { client, peer })
+        Ok(Security { client, peer, http: flags.http_options()? })
     }
 
     fn dialer(&self) -> crate::dial::Dialer {
         crate::dial::Dialer::with_tls(self.peer.as_ref().map(|side| side.connector.clone()))
     }
 
-    /// Serves `port`'s services on every one of its URLs until `stop`: gRPC and the HTTP
-    /// endpoints on the client port, the peer service on the peer port.
+    /// Serves `port`'s services on every one of its URLs until `stop`: gRPC, the HTTP
+    /// endpoints and the JSON gateway on the client port, the peer service on the peer port,
+    /// `/metrics` and `/health` on the metrics port.
     async fn listen(
         &self,
         port: Port,
@@ -189,19 +193,23 @@ impl Security {
         let (tls, flag, side) = match port {
             Port::Client => (self.client.as_ref(), "--listen-client-urls", "client"),
             Port::Peer => (self.peer.as_ref(), "--listen-peer-urls", "peer"),
+            Port::Metrics => (self.client.as_ref(), "--listen-metrics-urls", "metrics"),
         };
         let incoming = crate::listen::bind(urls, tls, flag, side).await?;
+        let http = |router: axum::Router| {
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(tonic::service::Routes::from(router))
+        };
         let server = match port {
             Port::Client => {
                 let routes = client_services!(tonic::service::Routes::default(), handle);
-                let router = crate::http::routes(routes.into_axum_router(), handle.clone());
-                tonic::transport::Server::builder()
-                    .accept_http1(true)
-                    .add_routes(tonic::service::Routes::from(router))
+                http(crate::http::routes(routes.into_axum_router(), handle.clone(), &self.http))
             }
             Port::Peer => {
                 tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()))
             }
+            Port::Metrics => http(crate::http::metrics_routes(handle.clone())),
         };
         Ok(tokio::spawn(server.serve_with_incoming_shutdown(incoming, stop)))
     }
@@ -233,7 +241,7 @@ impl Security {
         handle: &Handle,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Serving, String> {
-        let addr = socket_addr(&urls[0])?;
+        let addr = crate::config::socket_addr(&urls[0])?;
         let server = match port {
             Port::Client => client_services!(tonic::transport::Server::builder(), handle),
             Port::Peer => {
@@ -242,11 +250,6 @@ impl Security {
         };
         Ok(tokio::spawn(server.serve_with_shutdown(addr, stop)))
     }
-}
-
-#[cfg(not(madsim))]
-fn first_addr(urls: &str) -> Result<std::net::SocketAddr, String> {
-    socket_addr(urls.split(',').next().unwrap_or_default().trim())
 }
 
 /// SIGINT or SIGTERM.

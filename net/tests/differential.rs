@@ -6,45 +6,13 @@
 
 mod common;
 
+use common::{stop, Ports};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    common::free_port(40_000)
-}
-
-struct Ports {
-    client: Vec<u16>,
-    peer: Vec<u16>,
-}
-
 fn start(binary: &str, ports: &Ports, root: &Path) -> Vec<Child> {
-    let names = ["a", "b", "c"];
-    let initial = names
-        .iter()
-        .zip(&ports.peer)
-        .map(|(name, port)| format!("{name}=http://127.0.0.1:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let client = format!("http://127.0.0.1:{}", ports.client[i]);
-            let peer = format!("http://127.0.0.1:{}", ports.peer[i]);
-            Command::new(binary)
-                .args(["--name", name])
-                .args(["--data-dir", root.join(name).to_str().expect("utf-8")])
-                .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-                .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-                .args(["--initial-cluster", &initial, "--initial-cluster-token", "diff-token"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{binary} starts (CI installs etcd-server): {e}"))
-        })
-        .collect()
+    common::start_cluster(binary, ports, root, "diff-token", &[])
 }
 
 fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> String {
@@ -181,19 +149,9 @@ fn mask_after(line: &str, marker: &str, keep: impl Fn(char) -> bool + Copy) -> S
     out
 }
 
-fn stop(children: Vec<Child>) {
-    for mut child in children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
 #[test]
 fn etcdctl_sees_no_difference_between_etcd_and_stead() {
-    let ports = Ports {
-        client: (0..3).map(|_| free_port()).collect(),
-        peer: (0..3).map(|_| free_port()).collect(),
-    };
+    let ports = Ports::new(40_000);
     let etcd_dir = common::fresh_dir("diff-etcd");
     let etcd = start("etcd", &ports, &etcd_dir);
     let expected = transcript(&ports);

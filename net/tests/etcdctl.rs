@@ -416,7 +416,8 @@ impl Cluster {
 fn http_get(addr: &str, path: &str) -> (String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("sent");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+        .expect("sent");
     let mut text = String::new();
     stream.read_to_string(&mut text).expect("read");
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
@@ -456,7 +457,10 @@ fn health_version_metrics_and_refusals() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(health, ("HTTP/1.1 200 OK".to_string(), "{\"health\":\"true\"}".to_string()));
-    let version = http_get(&addr, "/version").1;
+    // The metrics port serves /metrics and /health alone, as etcd's; /version is the client
+    // port's.
+    assert_eq!(http_get(&addr, "/version").0, "HTTP/1.1 404 Not Found");
+    let version = http_get(&format!("127.0.0.1:{client}"), "/version").1;
     assert_eq!(version, "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}");
     let text = http_get(&addr, "/metrics").1;
     assert!(text.contains("\netcd_server_has_leader 1\n"), "{text}");

@@ -331,7 +331,13 @@ fn a_member_with_a_foreign_or_disallowed_certificate_cannot_join() {
 
 /// `curl` over TLS: the HTTP endpoints share the client port with gRPC.
 fn curl(url: &str, ca: &Path, client: &Issued) -> String {
+    curl_with(&[], url, ca, client)
+}
+
+/// [`curl`] with more of curl's arguments (a JSON body, a protocol).
+fn curl_with(extra: &[&str], url: &str, ca: &Path, client: &Issued) -> String {
     let output = Command::new("curl")
+        .args(extra)
         .args(["-sS", "--max-time", "5", "--cacert"])
         .arg(ca)
         .arg("--cert")
@@ -356,9 +362,11 @@ fn certificates_rotate_on_disk_and_bad_tls_is_refused() {
     let cert = Issued { cert: served.join("cert.pem"), key: served.join("key.pem") };
     std::fs::copy(&certs.member.cert, &cert.cert).expect("copied");
     std::fs::copy(&certs.member.key, &cert.key).expect("copied");
+    let metrics = format!("https://127.0.0.1:{}", free_port());
     let mut child = launch(stead, &place, &initial(std::slice::from_ref(&place)), &{
         let mut flags = mutual_tls(&certs.ca.cert, &cert);
         flags.retain(|f| !f.starts_with("--trusted-ca-file") && !f.starts_with("--client-cert"));
+        flags.push(format!("--listen-metrics-urls={metrics}"));
         flags
     });
     let ca1 = &certs.ca.cert;
@@ -369,6 +377,18 @@ fn certificates_rotate_on_disk_and_bad_tls_is_refused() {
     assert_eq!(health, "{\"health\":\"true\"}");
     assert!(curl(&format!("{}/metrics", place.client), ca1, &certs.root)
         .contains("\netcd_server_has_leader 1\n"));
+    // An https:// metrics URL serves them with the client port's certificate, as etcd's.
+    assert_eq!(curl(&format!("{metrics}/health"), ca1, &certs.root), "{\"health\":\"true\"}");
+    // So does the JSON gateway, over HTTP/1.1 and HTTP/2.
+    let put = ["-X", "POST", "-d", r#"{"key":"dGxz","value":"b24="}"#, "--http1.1"];
+    let answer = curl_with(&put, &format!("{}/v3/kv/put", place.client), ca1, &certs.root);
+    assert!(answer.starts_with(r#"{"header":{"cluster_id":""#), "{answer}");
+    let range = ["-X", "POST", "-d", r#"{"key":"dGxz"}"#, "--http2"];
+    let answer = curl_with(&range, &format!("{}/v3/kv/range", place.client), ca1, &certs.root);
+    assert!(
+        answer.contains(r#""key":"dGxz","#) && answer.contains(r#""value":"b24=""#),
+        "{answer}"
+    );
 
     // Plaintext on the TLS port, and TLS to a URL that is not the member's: refused.
     let plain = place.client.replace("https://", "http://");

@@ -32,6 +32,7 @@ pub fn eventually(timeout: std::time::Duration, mut attempt: impl FnMut() -> Res
 }
 
 /// `etcdctl` with the v3 API against `endpoints` (CI installs etcd-client).
+#[allow(dead_code)]
 pub fn etcdctl(endpoints: &str) -> std::process::Command {
     let mut command = std::process::Command::new("etcdctl");
     command.env("ETCDCTL_API", "3").arg(format!("--endpoints={endpoints}"));
@@ -81,4 +82,77 @@ pub fn output_until_quiet(mut command: std::process::Command) -> String {
     let _ = child.kill();
     let _ = child.wait();
     String::from_utf8_lossy(&output).into_owned()
+}
+
+/// The ports of a cluster's members.
+#[allow(dead_code)]
+pub struct Ports {
+    /// Client ports, by member.
+    pub client: Vec<u16>,
+    /// Peer ports, by member.
+    pub peer: Vec<u16>,
+}
+
+#[allow(dead_code)]
+impl Ports {
+    /// Six ports from `free_port(base)`.
+    pub fn new(base: u16) -> Ports {
+        Ports::members(3, base)
+    }
+
+    /// Ports of `count` members from `free_port(base)`.
+    pub fn members(count: usize, base: u16) -> Ports {
+        Ports {
+            client: (0..count).map(|_| free_port(base)).collect(),
+            peer: (0..count).map(|_| free_port(base)).collect(),
+        }
+    }
+}
+
+/// Starts a cluster of `binary` (etcd or stead: the flags are etcd's), one member per port
+/// pair of `ports` (named `a`, `b`, `c`), with data dirs under `root`, the cluster token
+/// `token`, and `extra` flags for every member. Their output goes nowhere.
+#[allow(dead_code)]
+pub fn start_cluster(
+    binary: &str,
+    ports: &Ports,
+    root: &std::path::Path,
+    token: &str,
+    extra: &[&str],
+) -> Vec<std::process::Child> {
+    let names = &["a", "b", "c"][..ports.client.len()];
+    let initial = names
+        .iter()
+        .zip(&ports.peer)
+        .map(|(name, port)| format!("{name}=http://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let client = format!("http://127.0.0.1:{}", ports.client[i]);
+            let peer = format!("http://127.0.0.1:{}", ports.peer[i]);
+            std::process::Command::new(binary)
+                .args(["--name", name])
+                .args(["--data-dir", root.join(name).to_str().expect("utf-8")])
+                .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+                .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                .args(["--initial-cluster", &initial, "--initial-cluster-token", token])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{binary} starts (CI installs etcd-server): {e}"))
+        })
+        .collect()
+}
+
+/// Kills and reaps `children`.
+#[allow(dead_code)]
+pub fn stop(children: Vec<std::process::Child>) {
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
