@@ -18,6 +18,7 @@ const WAL: WalConfig = WalConfig { segment_bytes: 2048 };
 const STEP: Duration = Duration::from_millis(5);
 
 struct Cluster {
+    wal: WalConfig,
     hosts: BTreeMap<u64, Option<Host>>,
     disks: BTreeMap<u64, MemDisk>,
     queue: VecDeque<(u64, raft_proto::eraftpb::Message)>,
@@ -34,7 +35,12 @@ fn config(id: u64) -> NodeConfig {
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with_wal(WAL)
+    }
+
+    fn with_wal(wal: WalConfig) -> Cluster {
         let mut cluster = Cluster {
+            wal,
             hosts: BTreeMap::new(),
             disks: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -44,7 +50,7 @@ impl Cluster {
         };
         for id in 1..=3 {
             let disk = MemDisk::new();
-            let host = Host::create(config(id), disk.clone(), WAL, cluster.now).expect("create");
+            let host = Host::create(config(id), disk.clone(), wal, cluster.now).expect("create");
             cluster.disks.insert(id, disk);
             cluster.hosts.insert(id, Some(host));
         }
@@ -102,8 +108,8 @@ impl Cluster {
 
     /// Recovers a host from its disk; returns the snapshot index it started from.
     fn recover(&mut self, id: u64) -> Option<u64> {
-        let host =
-            Host::recover(config(id), self.disks[&id].clone(), WAL, self.now).expect("recovers");
+        let host = Host::recover(config(id), self.disks[&id].clone(), self.wal, self.now)
+            .expect("recovers");
         let started_from = host.started_from();
         self.hosts.insert(id, Some(host));
         started_from
@@ -175,6 +181,75 @@ fn members_that_lose_power_recover_from_disk_and_keep_every_acknowledged_write()
         for (key, value) in &acknowledged {
             assert_eq!(held.get(key), Some(value), "member {id} lost acknowledged {key}");
         }
+    }
+}
+
+/// Puts `from..to` through the leader; returns the keys acknowledged.
+fn put_range(cluster: &mut Cluster, from: u64, to: u64) -> BTreeMap<String, String> {
+    let mut acknowledged = BTreeMap::new();
+    for n in from..to {
+        let leader = (0..2000)
+            .find_map(|_| {
+                cluster.step();
+                cluster.leader()
+            })
+            .expect("a leader");
+        let (key, value) = (format!("k{n}"), format!("v{n}"));
+        let put = PutRequest {
+            key: key.clone().into_bytes(),
+            value: value.clone().into_bytes(),
+            ..Default::default()
+        };
+        if let Some(Ok(_)) = cluster.request(leader, Request::Put(put)) {
+            acknowledged.insert(key, value);
+        }
+    }
+    acknowledged
+}
+
+#[test]
+fn a_full_disk_skips_a_snapshot_and_loses_nothing() {
+    // Segments large enough that no segment is cut while the disk is full: the WAL writes
+    // into preallocated space, and only the snapshot files need room.
+    let mut cluster = Cluster::with_wal(WalConfig { segment_bytes: 1 << 20 });
+    let mut acknowledged = put_range(&mut cluster, 0, 10);
+    let disk = cluster.disks[&3].clone();
+    let snapshots = |disk: &MemDisk| {
+        let mut disk = disk.clone();
+        stead_store::disk::Disk::list(&mut disk, std::path::Path::new("member/snap"))
+            .map(|names| names.iter().filter(|n| n.ends_with(".snap")).count())
+            .unwrap_or(0)
+    };
+    let before = snapshots(&disk);
+    disk.set_capacity(Some(disk.used_bytes()));
+    // 60 writes: two snapshots due (every 20 entries), both refused room; member 3 serves on.
+    acknowledged.extend(put_range(&mut cluster, 10, 70));
+    assert_eq!(snapshots(&disk), before, "no snapshot file fit on the full disk");
+    assert!(cluster.hosts[&3].is_some(), "member 3 kept running");
+    disk.set_capacity(None);
+    acknowledged.extend(put_range(&mut cluster, 70, 110));
+    assert!(snapshots(&disk) > before, "a snapshot is saved once there is room again");
+    assert!(acknowledged.len() >= 100, "most writes are acknowledged: {}", acknowledged.len());
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    cluster.power_loss(3, &mut rng);
+    cluster.recover(3);
+    for _ in 0..2000 {
+        cluster.step();
+    }
+    let everything =
+        RangeRequest { key: vec![0], range_end: vec![0], serializable: true, ..Default::default() };
+    let Some(Ok(Response::Range(range))) = cluster.request(3, Request::Range(everything)) else {
+        panic!("member 3 answers");
+    };
+    let held: BTreeMap<String, String> = range
+        .kvs
+        .iter()
+        .map(|kv| {
+            (String::from_utf8_lossy(&kv.key).into(), String::from_utf8_lossy(&kv.value).into())
+        })
+        .collect();
+    for (key, value) in &acknowledged {
+        assert_eq!(held.get(key), Some(value), "member 3 lost acknowledged {key}");
     }
 }
 

@@ -66,4 +66,9 @@ impl StoreError {
         let path = path.into();
         move |source| StoreError::Io { op, path, source }
     }
+
+    /// Whether the disk refused for want of room (ENOSPC).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
 }

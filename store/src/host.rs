@@ -270,12 +270,20 @@ impl<D: Disk + Clone> Host<D> {
                     self.wal.append(hard_state.as_ref(), &entries)?;
                     self.unsynced_batch = Some(batch);
                 }
-                Output::SaveSnapshot { snapshot } => {
-                    let index = self.save_snapshot(&snapshot)?;
-                    let (max_wals, max_snapshots) = self.retention;
-                    self.wal.release(index, max_wals)?;
-                    self.snapshots.purge(max_snapshots)?;
-                }
+                Output::SaveSnapshot { snapshot } => match self.save_snapshot(&snapshot) {
+                    Ok(index) => {
+                        let (max_wals, max_snapshots) = self.retention;
+                        self.wal.release(index, max_wals)?;
+                        self.snapshots.purge(max_snapshots)?;
+                    }
+                    // The member's own snapshot only shortens its recovery: on a full disk it
+                    // is skipped (nothing is released, so the WAL still holds every entry
+                    // since the last snapshot saved) and the next one is tried in its turn.
+                    Err(HostError::Store(error)) if error.is_storage_full() => {
+                        tracing::warn!(%error, "skipped a snapshot: the disk is full");
+                    }
+                    Err(error) => return Err(error),
+                },
                 other => leaving.push(other),
             }
         }

@@ -71,9 +71,15 @@ pub fn write_atomically(disk: &mut dyn Disk, path: &Path, data: &[u8]) -> io::Re
     if disk.exists(&temporary)? {
         disk.remove(&temporary)?;
     }
-    disk.create(&temporary)?;
-    disk.write_at(&temporary, 0, data)?;
-    disk.sync(&temporary)?;
+    let written = disk
+        .create(&temporary)
+        .and_then(|()| disk.write_at(&temporary, 0, data))
+        .and_then(|()| disk.sync(&temporary));
+    if let Err(error) = written {
+        // Give back what a write the disk refused (a full disk) took.
+        let _ = disk.remove(&temporary);
+        return Err(error);
+    }
     disk.rename(&temporary, path)?;
     disk.sync_dir(parent(path))
 }
