@@ -496,7 +496,39 @@ fn script(ports: &Ports, spare_peer: u16) -> String {
         metrics.status,
         metrics.body.contains("etcd_server_has_leader 1")
     ));
+
+    // An alarm makes /health false (unless excluded) and refuses writes until it is cleared.
+    let alarm = |action: &str| {
+        format!(r#"{{"action":"{action}","memberID":"{}","alarm":"NOSPACE"}}"#, ids[0])
+    };
+    s.call(0, "POST", "/v3/maintenance/alarm", &alarm("ACTIVATE"));
+    s.call(1, "GET", "/health", "");
+    s.call(1, "GET", "/health?exclude=NOSPACE", "");
+    s.call(2, "POST", "/v3/kv/put", r#"{"key":"Zm9v","value":"eA=="}"#);
+    s.call(0, "POST", "/v3/maintenance/alarm", r#"{"action":"GET"}"#);
+    s.call(0, "POST", "/v3/maintenance/alarm", &alarm("DEACTIVATE"));
+    s.call(1, "GET", "/health", "");
     s.transcript
+}
+
+/// Stops every member but the first and records its `/health` once it has no leader.
+fn without_a_leader(ports: &Ports, members: &mut [Child]) -> String {
+    for member in &mut members[1..] {
+        let _ = member.kill();
+        let _ = member.wait();
+    }
+    let url = format!("http://127.0.0.1:{}/health", ports.client[0]);
+    let mut last = None;
+    common::eventually(Duration::from_secs(20), || {
+        let health = curl("GET", &url, &[], "", 5.0);
+        let answer = format!("{} {} {}", health.status, health.content_type, health.body.trim());
+        last = Some(answer.clone());
+        match health.status {
+            503 => Ok(()),
+            _ => Err(format!("the lone member stayed healthy: {answer}")),
+        }
+    });
+    format!("$ GET m0/health, alone\n{}\n", last.unwrap_or_default())
 }
 
 /// The first lines where two transcripts differ.
@@ -530,9 +562,10 @@ fn etcd3gw_story(port: u16) -> String {
 
 fn run(binary: &str, ports: &Ports, spare_peer: u16, tag: &str) -> (String, String) {
     let dir = common::fresh_dir(tag);
-    let members: Vec<Child> = start_cluster(binary, ports, &dir, "gateway-token", &[]);
-    let transcript = script(ports, spare_peer);
+    let mut members: Vec<Child> = start_cluster(binary, ports, &dir, "gateway-token", &[]);
+    let mut transcript = script(ports, spare_peer);
     let story = etcd3gw_story(ports.client[1]);
+    transcript.push_str(&without_a_leader(ports, &mut members));
     stop(members);
     let _ = std::fs::remove_dir_all(&dir);
     (transcript, story)
@@ -573,6 +606,10 @@ fn the_gateway_answers_as_etcds_does() {
         "405 text/plain; charset=utf-8",
         r#"{"health":"true"}"#,
         "metrics: 200 true",
+        "etcdserver: mvcc: database space exceeded",
+        r#""alarm":"NOSPACE""#,
+        "503 text/plain; charset=utf-8\ncors\n{\"health\":\"false\"}",
+        "$ GET m0/health, alone\n503 text/plain; charset=utf-8 {\"health\":\"false\"}",
     ] {
         assert!(expected.contains(sign), "etcd's transcript lacks {sign:?}:\n{expected}");
     }
