@@ -49,33 +49,25 @@ pub fn to_json(descriptor: &MessageDescriptor, message: &[u8]) -> Result<Vec<u8>
     message
         .serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
         .map_err(|error| error.to_string())?;
-    Ok(escape_like_go(out))
+    // serde_json writes UTF-8.
+    let json = String::from_utf8(out).map_err(|error| error.to_string())?;
+    Ok(escape_like_go(json).into_bytes())
 }
 
 /// Go's `encoding/json` writes `<`, `>`, `&`, U+2028 and U+2029 inside strings as `\u` escapes;
 /// in JSON text those characters only occur inside strings, so every one is replaced.
-pub fn escape_like_go(json: Vec<u8>) -> Vec<u8> {
-    let special = |at: usize| match json[at] {
-        b'<' | b'>' | b'&' => 1,
-        0xe2 if json.get(at + 1) == Some(&0x80)
-            && matches!(json.get(at + 2), Some(0xa8 | 0xa9)) =>
-        {
-            3
-        }
-        _ => 0,
-    };
-    if !(0..json.len()).any(|at| special(at) > 0) {
+pub fn escape_like_go(json: String) -> String {
+    const SPECIAL: [char; 5] = ['<', '>', '&', '\u{2028}', '\u{2029}'];
+    if !json.contains(SPECIAL) {
         return json;
     }
-    let mut out = Vec::with_capacity(json.len() + 16);
-    let mut at = 0;
-    while at < json.len() {
-        match special(at) {
-            0 => out.push(json[at]),
-            1 => out.extend_from_slice(format!("\\u{:04x}", json[at]).as_bytes()),
-            _ => out.extend_from_slice(if json[at + 2] == 0xa8 { b"\\u2028" } else { b"\\u2029" }),
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if SPECIAL.contains(&c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
         }
-        at += special(at).max(1);
     }
     out
 }
@@ -445,6 +437,13 @@ mod tests {
             round("etcdserverpb.AuthUserAddRequest", named).unwrap(),
             r#"{"name":"a\u003cb\u003e\u0026c"}"#
         );
+    }
+
+    #[test]
+    fn strings_escape_as_gos() {
+        let written = escape_like_go("{\"a\":\"<&>\u{2028}\u{2029}é\"}".to_string());
+        assert_eq!(written, r#"{"a":"\u003c\u0026\u003e\u2028\u2029é"}"#);
+        assert_eq!(escape_like_go("{}".to_string()), "{}");
     }
 
     #[test]

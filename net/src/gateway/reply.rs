@@ -38,7 +38,7 @@ fn object(members: &[(&str, serde_json::Value)]) -> Vec<u8> {
     });
     let members: Vec<String> =
         kept.map(|(name, value)| format!("{}:{value}", serde_json::Value::from(*name))).collect();
-    super::jsonpb::escape_like_go(format!("{{{}}}", members.join(",")).into_bytes())
+    super::jsonpb::escape_like_go(format!("{{{}}}", members.join(","))).into_bytes()
 }
 
 /// A failed call's answer: its HTTP status and `{"error":…,"message":…,"code":N}`.
