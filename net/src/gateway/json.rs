@@ -85,6 +85,47 @@ pub fn whole(text: &[u8]) -> Result<Json<'_>, String> {
     }
 }
 
+/// Watches a body's bytes as they arrive and tells when a whole value may have come (its
+/// brackets closed, outside any string), so that a reader parses a body that trickles in once
+/// per value, not once per chunk (which costs the square of its length).
+#[derive(Debug, Default)]
+pub struct Boundary {
+    depth: i64,
+    in_string: bool,
+    escaped: bool,
+    started: bool,
+}
+
+impl Boundary {
+    /// Takes the next bytes of the body; `true` if a value may have ended within them (then
+    /// [`next_value`] tells for sure).
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        let mut may_end = false;
+        for &c in bytes {
+            if self.in_string {
+                match c {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+            } else {
+                match c {
+                    // Space may end a number or a literal: it counts, but starts nothing.
+                    b' ' | b'\t' | b'\n' | b'\r' => {}
+                    b'"' => self.in_string = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' => self.depth -= 1,
+                    _ => {}
+                }
+                self.started |= !matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+            }
+            may_end |= self.started && !self.in_string && self.depth <= 0;
+        }
+        may_end
+    }
+}
+
 fn ends_in_number(buffer: &[u8]) -> bool {
     buffer
         .last()
@@ -402,6 +443,26 @@ mod tests {
         assert_eq!(next_value(br#"{"a":"#, false), Ok(Next::NeedMore));
         assert_eq!(next_value(b"12", false), Ok(Next::NeedMore));
         assert!(matches!(next_value(b"12", true), Ok(Next::Value(Json::Number("12"), 2))));
+    }
+
+    #[test]
+    fn a_boundary_is_seen_only_where_a_value_may_end() {
+        let mut boundary = Boundary::default();
+        assert!(!boundary.feed(b"  {\"a\":[1,{\"b\":\"}]\\\"\"}"));
+        assert!(!boundary.feed(b"]"));
+        assert!(boundary.feed(b"} {"));
+        let mut byte_by_byte = Boundary::default();
+        let body = br#"{"k":"v\"}"}"#;
+        let ends: Vec<bool> = body.iter().map(|b| byte_by_byte.feed(&[*b])).collect();
+        assert_eq!(ends.iter().filter(|e| **e).count(), 1);
+        assert!(ends[body.len() - 1]);
+        // What is not an object or array may end at once: the parser decides.
+        assert!(Boundary::default().feed(b"1"));
+        assert!(Boundary::default().feed(b"}"));
+        assert!(!Boundary::default().feed(b" \n"));
+        let mut number = Boundary::default();
+        number.feed(b"12");
+        assert!(number.feed(b" "), "space after a number may end it");
     }
 
     #[test]

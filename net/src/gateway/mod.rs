@@ -228,6 +228,9 @@ async fn stream_answer(
 struct BodyReader {
     body: BodyDataStream,
     buffer: Vec<u8>,
+    /// Where a value may end in `buffer`; `ready` once one may have.
+    boundary: json::Boundary,
+    ready: bool,
     ended: bool,
     message_limit: usize,
 }
@@ -237,6 +240,8 @@ impl BodyReader {
         BodyReader {
             body: body.into_data_stream(),
             buffer: Vec::new(),
+            boundary: json::Boundary::default(),
+            ready: false,
             ended: false,
             message_limit,
         }
@@ -248,13 +253,21 @@ impl BodyReader {
     async fn next(&mut self, input: &MessageDescriptor) -> Result<Option<Bytes>, Status> {
         let json_limit = self.message_limit.saturating_mul(JSON_PER_MESSAGE_BYTE);
         loop {
-            match json::next_value(&self.buffer, self.ended).map_err(Status::invalid_argument)? {
+            let next = if self.ready || self.ended {
+                json::next_value(&self.buffer, self.ended).map_err(Status::invalid_argument)?
+            } else {
+                Next::NeedMore
+            };
+            match next {
                 Next::End => return Ok(None),
                 Next::Value(value, used) => {
                     let message =
                         jsonpb::from_json(input, &value).map_err(Status::invalid_argument)?;
                     let bytes = prost::Message::encode_to_vec(&message);
                     self.buffer.drain(..used);
+                    // What follows the value is watched afresh.
+                    self.boundary = json::Boundary::default();
+                    self.ready = self.boundary.feed(&self.buffer);
                     if bytes.len() > self.message_limit {
                         return Err(Status::resource_exhausted(format!(
                             "grpc: received message larger than max ({} vs. {})",
@@ -272,7 +285,10 @@ impl BodyReader {
                     )));
                 }
                 Next::NeedMore => match self.body.next().await {
-                    Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                    Some(Ok(chunk)) => {
+                        self.ready = self.boundary.feed(&chunk);
+                        self.buffer.extend_from_slice(&chunk);
+                    }
                     // A body cut off (the client went away) ends where it was cut.
                     Some(Err(_)) | None => self.ended = true,
                 },
@@ -305,6 +321,18 @@ mod tests {
         let second = body.next(&watch()).await.unwrap().unwrap();
         assert_eq!(second.as_ref(), b"\x1a\x00");
         assert_eq!(body.next(&watch()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_trickles_in_byte_by_byte_reads_the_same() {
+        let body: &'static str = r#" {"create_request":{"key":"YQ==","range_end":"Yg=="}}
+            {"cancel_request":{"watch_id":"3"}} "#;
+        let mut chunked = reader(body.split_inclusive(|_| true).collect(), 1 << 20);
+        let mut whole = reader(vec![body], 1 << 20);
+        for _ in 0..3 {
+            assert_eq!(chunked.next(&watch()).await.unwrap(), whole.next(&watch()).await.unwrap());
+        }
+        assert_eq!(chunked.next(&watch()).await.unwrap(), None);
     }
 
     #[tokio::test]
