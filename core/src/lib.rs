@@ -7,7 +7,8 @@
 //! rules on the source. The crate holds the request/response types ([`api`]), the MVCC key space
 //! ([`mvcc`]), the apply pipeline ([`apply`]), and the replicated [`node`] that runs raft
 //! (tikv/raft-rs) behind a sans-IO interface, with its own [`time`] types, the [`lease`]s and the
-//! [`watch`] streams, [`auth`]entication and authorization, and [`backup`]s in etcd's format.
+//! [`watch`] streams, [`auth`]entication and authorization, [`backup`]s in etcd's format, and the [`stats`]
+//! operators read as metrics.
 
 #![forbid(unsafe_code)]
 
@@ -18,5 +19,6 @@ pub mod backup;
 pub mod lease;
 pub mod mvcc;
 pub mod node;
+pub mod stats;
 pub mod time;
 pub mod watch;

@@ -55,6 +55,25 @@ pub struct PendingSync {
     pub path: Option<std::path::PathBuf>,
 }
 
+/// Which snapshot a host is saving, for a [`HostObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotKind {
+    /// The member's own, taken every `--snapshot-count` entries.
+    Own,
+    /// One the leader sent, being installed.
+    Received,
+}
+
+/// Told of a host's disk work as it starts and ends, so a driver with a clock can time it
+/// (the store has none). Called on the member's thread, in order.
+pub trait HostObserver: Send {
+    /// A snapshot starts to be written.
+    fn snapshot_started(&mut self, kind: SnapshotKind);
+    /// The snapshot started last is saved and its WAL marker written (`bytes` long), or the
+    /// save failed (`bytes` 0).
+    fn snapshot_finished(&mut self, kind: SnapshotKind, bytes: usize);
+}
+
 /// One member: its node and its store.
 pub struct Host<D: Disk> {
     node: Node,
@@ -65,6 +84,8 @@ pub struct Host<D: Disk> {
     unsynced_batch: Option<u64>,
     /// `--max-wals` and `--max-snapshots`: files kept (0: all).
     retention: (usize, usize),
+    /// Who hears of disk work (see [`Host::with_observer`]).
+    observer: Option<Box<dyn HostObserver>>,
 }
 
 impl<D: Disk + Clone> Host<D> {
@@ -86,6 +107,7 @@ impl<D: Disk + Clone> Host<D> {
             started_from: None,
             unsynced_batch: None,
             retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
+            observer: None,
         })
     }
 
@@ -103,6 +125,7 @@ impl<D: Disk + Clone> Host<D> {
             started_from: None,
             unsynced_batch: None,
             retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
+            observer: None,
         })
     }
 
@@ -184,6 +207,7 @@ impl<D: Disk + Clone> Host<D> {
             started_from,
             unsynced_batch: None,
             retention: (DEFAULT_MAX_WALS, DEFAULT_MAX_SNAPSHOTS),
+            observer: None,
         })
     }
 
@@ -191,6 +215,12 @@ impl<D: Disk + Clone> Host<D> {
     /// snapshot makes unnecessary (etcd's `--max-wals`, `--max-snapshots`; 0: keep all).
     pub fn with_retention(mut self, max_wals: usize, max_snapshots: usize) -> Self {
         self.retention = (max_wals, max_snapshots);
+        self
+    }
+
+    /// Tells `observer` of snapshots as they are saved.
+    pub fn with_observer(mut self, observer: Box<dyn HostObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -265,25 +295,27 @@ impl<D: Disk + Clone> Host<D> {
             match output {
                 Output::Persist { batch, entries, hard_state, snapshot } => {
                     if let Some(snapshot) = &snapshot {
-                        self.save_snapshot(snapshot)?;
+                        self.save_snapshot(snapshot, SnapshotKind::Received)?;
                     }
                     self.wal.append(hard_state.as_ref(), &entries)?;
                     self.unsynced_batch = Some(batch);
                 }
-                Output::SaveSnapshot { snapshot } => match self.save_snapshot(&snapshot) {
-                    Ok(index) => {
-                        let (max_wals, max_snapshots) = self.retention;
-                        self.wal.release(index, max_wals)?;
-                        self.snapshots.purge(max_snapshots)?;
+                Output::SaveSnapshot { snapshot } => {
+                    match self.save_snapshot(&snapshot, SnapshotKind::Own) {
+                        Ok(index) => {
+                            let (max_wals, max_snapshots) = self.retention;
+                            self.wal.release(index, max_wals)?;
+                            self.snapshots.purge(max_snapshots)?;
+                        }
+                        // The member's own snapshot only shortens its recovery: on a full disk it
+                        // is skipped (nothing is released, so the WAL still holds every entry
+                        // since the last snapshot saved) and the next one is tried in its turn.
+                        Err(HostError::Store(error)) if error.is_storage_full() => {
+                            tracing::warn!(%error, "skipped a snapshot: the disk is full");
+                        }
+                        Err(error) => return Err(error),
                     }
-                    // The member's own snapshot only shortens its recovery: on a full disk it
-                    // is skipped (nothing is released, so the WAL still holds every entry
-                    // since the last snapshot saved) and the next one is tried in its turn.
-                    Err(HostError::Store(error)) if error.is_storage_full() => {
-                        tracing::warn!(%error, "skipped a snapshot: the disk is full");
-                    }
-                    Err(error) => return Err(error),
-                },
+                }
                 other => leaving.push(other),
             }
         }
@@ -294,12 +326,19 @@ impl<D: Disk + Clone> Host<D> {
     fn save_snapshot(
         &mut self,
         snapshot: &raft_proto::eraftpb::Snapshot,
+        kind: SnapshotKind,
     ) -> Result<u64, HostError> {
+        if let Some(observer) = &mut self.observer {
+            observer.snapshot_started(kind);
+        }
         let metadata = snapshot.get_metadata();
         let position = WalPosition { index: metadata.index, term: metadata.term };
         let bytes = snapshot.write_to_bytes().expect("snapshots encode");
-        self.snapshots.save(position, &bytes)?;
-        self.wal.save_snapshot_marker(position)?;
-        Ok(position.index)
+        let saved = self.snapshots.save(position, &bytes).map_err(HostError::from);
+        let saved = saved.and_then(|_| Ok(self.wal.save_snapshot_marker(position)?));
+        if let Some(observer) = &mut self.observer {
+            observer.snapshot_finished(kind, if saved.is_ok() { bytes.len() } else { 0 });
+        }
+        saved.map(|()| position.index)
     }
 }

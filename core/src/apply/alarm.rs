@@ -44,13 +44,22 @@ impl Alarms {
                 .copied()
                 .collect(),
             AlarmAction::Activate => {
-                if request.alarm != AlarmType::None {
-                    self.raised.insert(member);
+                if request.alarm != AlarmType::None && self.raised.insert(member) {
+                    tracing::warn!(
+                        "alarm" = member.alarm.name(),
+                        "from" = %format_args!("{:x}", member.member_id),
+                        "alarm raised"
+                    );
                 }
                 vec![member]
             }
             AlarmAction::Deactivate => {
                 if self.raised.remove(&member) {
+                    tracing::warn!(
+                        "alarm" = member.alarm.name(),
+                        "from" = %format_args!("{:x}", member.member_id),
+                        "alarm disarmed"
+                    );
                     vec![member]
                 } else {
                     Vec::new()

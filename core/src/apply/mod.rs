@@ -29,6 +29,7 @@ use crate::api::{
 use crate::auth::{AuthStore, TokenTable};
 use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::{validate, KvStore};
+use crate::stats::Tally;
 use crate::time::{Duration, Instant};
 use alarm::{Alarms, Quota, LEASE_OVERHEAD};
 use corrupt::HashChecks;
@@ -132,6 +133,8 @@ pub struct StateMachine {
     reports: Vec<HashReportRequest>,
     /// Not replicated: an applied write went over the quota since the node last asked.
     over_quota: bool,
+    /// Not replicated: what this member counted for its metrics (kept across restores).
+    tally: Tally,
 }
 
 /// The outcome of applying a membership conf change.
@@ -163,6 +166,7 @@ impl StateMachine {
             quota: settings.quota,
             reports: Vec::new(),
             over_quota: false,
+            tally: Tally::default(),
         }
     }
 
@@ -346,7 +350,18 @@ impl StateMachine {
             quota: settings.quota,
             reports: Vec::new(),
             over_quota: false,
+            tally: Tally::default(),
         })
+    }
+
+    /// What this member counted for its metrics.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// The counters, to count what the node serves itself (and to carry them over a restore).
+    pub fn tally_mut(&mut self) -> &mut Tally {
+        &mut self.tally
     }
 
     /// The key space.
@@ -404,6 +419,9 @@ impl StateMachine {
         let fits = self.quota_available(alarm::cost(&request.request));
         let caller = request.auth.as_ref();
         let mut result = self.execute(index, &request.request, caller, term, now);
+        if let Ok(response) = &result {
+            self.tally.count_kv(&request.request, response);
+        }
         let after = self.kv.current_revision();
         if after > before {
             let events = self.kv.events_at(after);
@@ -472,6 +490,7 @@ impl StateMachine {
             Request::Txn(txn) => Response::Txn(self.kv.txn(txn, exists)?),
             Request::LeaseGrant(grant) => {
                 let ttl = self.lessor.grant(grant.id, grant.ttl, now)?;
+                self.tally.lease_granted(ttl);
                 let header = current(&self.kv);
                 Response::LeaseGrant(LeaseGrantResponse { header, id: grant.id, ttl })
             }
@@ -563,6 +582,7 @@ impl StateMachine {
     /// Removes a lease and deletes its keys in one revision.
     fn revoke_lease(&mut self, id: crate::api::LeaseId) -> Result<Response, Error> {
         let keys = self.lessor.revoke(id)?;
+        self.tally.leases_revoked += 1;
         let revision = self.kv.delete_keys(&keys);
         Ok(Response::LeaseRevoke(LeaseRevokeResponse { header: ResponseHeader::at(revision) }))
     }
@@ -577,6 +597,9 @@ impl StateMachine {
             Some(lease) if !self.lessor.is_primary() => lease.ttl,
             Some(_) => self.lessor.renew(id, now).unwrap_or(0),
         };
+        if ttl > 0 && self.lessor.is_primary() {
+            self.tally.leases_renewed += 1;
+        }
         let header = ResponseHeader::at(self.kv.current_revision());
         LeaseKeepAliveResponse { header, id, ttl }
     }

@@ -37,6 +37,8 @@ pub struct KvStore {
     current: i64,
     /// The revision of the last compaction, or -1 when there was none (as in etcd).
     compacted: i64,
+    /// How many keys are live (their latest version is a put): etcd's `keys_total`.
+    live: usize,
 }
 
 impl Default for KvStore {
@@ -53,6 +55,7 @@ impl KvStore {
             changes: VecDeque::new(),
             current: INITIAL_REVISION,
             compacted: -1,
+            live: 0,
         }
     }
 
@@ -63,7 +66,8 @@ impl KvStore {
         current: i64,
         compacted: i64,
     ) -> Self {
-        KvStore { keys, changes, current, compacted }
+        let live = keys.values().filter(|history| history.live().is_some()).count();
+        KvStore { keys, changes, current, compacted, live }
     }
 
     /// The revision of the last write.
@@ -74,6 +78,11 @@ impl KvStore {
     /// The revision of the last compaction, or -1 when there was none.
     pub fn compacted_revision(&self) -> i64 {
         self.compacted
+    }
+
+    /// How many keys are live (etcd's `keys_total`).
+    pub fn live_key_count(&self) -> usize {
+        self.live
     }
 
     /// How many keys have retained history (live or not yet compacted away).
@@ -261,6 +270,10 @@ impl KvStore {
                 return Err(format!("key {key:?}: a version from the future"));
             }
         }
+        let live = self.keys.values().filter(|history| history.live().is_some()).count();
+        if live != self.live {
+            return Err(format!("{} live keys counted, {live} in the histories", self.live));
+        }
         let revisions: Vec<Revision> = self.changes.iter().map(|(rev, _)| *rev).collect();
         if !revisions.windows(2).all(|pair| pair[0] < pair[1]) {
             return Err("change log out of order".into());
@@ -316,7 +329,11 @@ impl WriteTxn<'_> {
             Some((shared, _)) => Arc::clone(shared),
             None => Arc::from(key),
         };
-        self.store.keys.entry(Arc::clone(&key)).or_default().push_put(rev, value, lease);
+        let history = self.store.keys.entry(Arc::clone(&key)).or_default();
+        if history.live().is_none() {
+            self.store.live += 1;
+        }
+        history.push_put(rev, value, lease);
         self.store.changes.push_back((rev, key));
     }
 
@@ -330,6 +347,7 @@ impl WriteTxn<'_> {
             let (key, history) =
                 self.store.keys.get_key_value_mut(&kv.key[..]).expect("visible key is indexed");
             history.push_tombstone(rev);
+            self.store.live -= 1;
             self.store.changes.push_back((rev, Arc::clone(key)));
         }
         doomed

@@ -120,10 +120,19 @@ impl Requests {
     }
 
     /// The leader changed: the round in flight can no longer be trusted.
-    pub(super) fn leader_changed(&mut self) {
-        if let Some(round) = self.round.take() {
+    /// Returns whether a round was abandoned.
+    pub(super) fn leader_changed(&mut self) -> bool {
+        let round = self.round.take();
+        let abandoned = round.is_some();
+        if let Some(round) = round {
             self.abandoned.extend(round.reads);
         }
+        abandoned
+    }
+
+    /// Proposals not yet applied or failed.
+    pub(super) fn pending_proposals(&self) -> usize {
+        self.proposals.len()
     }
 }
 
@@ -319,6 +328,7 @@ impl Node {
             if self.now.since(round.started) >= retry_after {
                 let round = self.requests.round.take().expect("checked");
                 self.requests.waiting_reads.splice(0..0, round.reads);
+                self.machine.tally_mut().slow_read_indexes += 1;
             }
         }
         self.start_read_round();
@@ -336,6 +346,7 @@ impl Node {
             .collect();
         for sequence in expired {
             let proposal = self.requests.proposals.remove(&sequence).expect("listed");
+            self.machine.tally_mut().proposals_failed += 1;
             if let Some(client) = proposal.client {
                 self.respond(client, Err(ServerError::Timeout.into()));
             }
@@ -404,10 +415,12 @@ impl Node {
         crate::auth::check_request(self.machine.auth(), caller, request, |_| Vec::new())?;
         // A read-only transaction attaches nothing, so lease existence is never asked.
         let no_puts = |_| true;
-        match request {
-            Request::Range(range) => Ok(Response::Range(self.machine.kv().range(range)?)),
-            Request::Txn(txn) => Ok(Response::Txn(self.machine.kv_mut().txn(txn, no_puts)?)),
+        let response = match request {
+            Request::Range(range) => Response::Range(self.machine.kv().range(range)?),
+            Request::Txn(txn) => Response::Txn(self.machine.kv_mut().txn(txn, no_puts)?),
             _ => unreachable!("only reads are served locally"),
-        }
+        };
+        self.machine.tally_mut().count_kv(request, &response);
+        Ok(response)
     }
 }

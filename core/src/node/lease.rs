@@ -61,7 +61,10 @@ impl Node {
         }
         let now = self.now;
         match self.machine.lessor_mut().renew(id, now) {
-            Ok(ttl) => self.answer_keep_alive(client, id, ttl),
+            Ok(ttl) => {
+                self.machine.tally_mut().leases_renewed += 1;
+                self.answer_keep_alive(client, id, ttl)
+            }
             Err(RenewError::NotFound) => self.answer_keep_alive(client, id, 0),
             Err(RenewError::NotPrimary) => {
                 self.respond(client, Err(ClusterError::NotLeader.into()))

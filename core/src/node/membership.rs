@@ -178,9 +178,11 @@ impl Node {
                 return self.machine.skip(entry.index);
             }
         };
+        let before = self.machine.membership().members();
         let Some(applied) = self.machine.apply_member_change(entry.index, &entry.context) else {
             return;
         };
+        self.log_member_changes(&before);
         if applied.apply_to_raft {
             match self.raw.apply_conf_change(&conf_change) {
                 Ok(conf_state) => self.raw.mut_store().log.wl().set_conf_state(conf_state),
@@ -198,6 +200,41 @@ impl Node {
             if let Some(client) = self.requests.proposal_applied(header.sequence) {
                 self.respond(client, applied.result);
             }
+        }
+    }
+
+    /// Logs what a conf change did to the membership, as etcd's cluster logs it.
+    fn log_member_changes(&self, before: &[Member]) {
+        let after = self.machine.membership().members();
+        let (cluster, local) = (self.config.cluster_id, self.config.id);
+        let cluster = format!("{cluster:x}");
+        let local = format!("{local:x}");
+        for member in &after {
+            match before.iter().find(|m| m.id == member.id) {
+                None => tracing::info!(
+                    "cluster-id" = %cluster,
+                    "local-member-id" = %local,
+                    "added-peer-id" = %format_args!("{:x}", member.id),
+                    "added-peer-peer-urls" = ?member.peer_urls,
+                    "added member"
+                ),
+                Some(old) if old.is_learner && !member.is_learner => tracing::info!(
+                    "cluster-id" = %cluster,
+                    "local-member-id" = %local,
+                    "promoted-member-id" = %format_args!("{:x}", member.id),
+                    "promote member"
+                ),
+                Some(_) => {}
+            }
+        }
+        for member in before.iter().filter(|m| after.iter().all(|a| a.id != m.id)) {
+            tracing::info!(
+                "cluster-id" = %cluster,
+                "local-member-id" = %local,
+                "removed-remote-peer-id" = %format_args!("{:x}", member.id),
+                "removed-remote-peer-urls" = ?member.peer_urls,
+                "removed member"
+            );
         }
     }
 

@@ -581,6 +581,35 @@ impl Node {
         self.machine.alarms().all()
     }
 
+    /// This member's counters and gauges of the moment, for its metrics.
+    pub fn stats(&self) -> crate::stats::NodeStats {
+        let kv = self.machine.kv();
+        let in_use = self.machine.size_bytes();
+        crate::stats::NodeStats {
+            tally: self.machine.tally().clone(),
+            id: self.config.id,
+            has_leader: self.raw.raft.leader_id != 0,
+            is_leader: self.is_leader(),
+            is_learner: self.is_learner(),
+            committed_index: self.raw.raft.raft_log.committed,
+            applied_index: self.machine.applied(),
+            proposals_pending: self.requests.pending_proposals() as u64,
+            keys: kv.live_key_count() as u64,
+            current_revision: kv.current_revision(),
+            compact_revision: kv.compacted_revision().max(0),
+            watchers: self.hub.watcher_count() as u64,
+            slow_watchers: self.hub.behind_count() as u64,
+            pending_events: self.hub.caught_up_events(),
+            leases: self.machine.lessor().len() as u64,
+            db_size: self.allocated_bytes.max(in_use),
+            db_size_in_use: in_use,
+            quota_bytes: match self.config.quota_backend_bytes {
+                0 => crate::apply::alarm::DEFAULT_QUOTA_BYTES as i64,
+                bytes => bytes,
+            },
+        }
+    }
+
     /// The key space as applied so far.
     pub fn kv(&self) -> &KvStore {
         self.machine.kv()
@@ -639,7 +668,13 @@ impl Node {
         let role = (self.raw.raft.term, self.raw.raft.state, self.raw.raft.leader_id);
         if role != self.last_role {
             if role.2 != self.last_role.2 {
-                self.requests.leader_changed();
+                if self.requests.leader_changed() {
+                    self.machine.tally_mut().read_indexes_failed += 1;
+                }
+                // etcd counts a change to a known leader, not the loss of one.
+                if role.2 != 0 {
+                    self.machine.tally_mut().leader_changes += 1;
+                }
                 self.finish_transfers();
             }
             self.maybe_demote_lessor();

@@ -107,7 +107,9 @@ impl Node {
         });
         // Tokens are this member's, not replicated, and the entries skipped may have revoked
         // some (a new password, a deleted user): all go, and clients authenticate again.
+        let tally = std::mem::take(self.machine.tally_mut());
         self.machine = restored;
+        *self.machine.tally_mut() = tally;
         self.hub.restored(self.machine.kv());
         let storage = self.raw.mut_store();
         storage

@@ -93,6 +93,7 @@ impl Node {
     pub(super) fn flush_watches(&mut self) {
         self.hub.sync(self.machine.kv());
         for (stream, response) in self.hub.take_outputs() {
+            self.machine.tally_mut().events_sent += response.events.len() as u64;
             self.outputs.push_back(Output::Watch { stream, response });
         }
     }

@@ -139,6 +139,9 @@ pub struct WatchHub {
     /// The last watcher [`WatchHub::sync`] served: the next pass starts after it, so one
     /// stalled stream cannot starve the others.
     sync_cursor: (StreamId, WatchId),
+    /// Events read from the history for watchers behind, from the start (etcd's
+    /// `pending_events_total`).
+    caught_up_events: u64,
 }
 
 impl WatchHub {
@@ -164,6 +167,11 @@ impl WatchHub {
     /// How many watchers exist on every stream.
     pub fn watcher_count(&self) -> usize {
         self.streams.values().map(|s| s.watchers.len()).sum()
+    }
+
+    /// How many events watchers behind were sent from the history, from the start.
+    pub fn caught_up_events(&self) -> u64 {
+        self.caught_up_events
     }
 
     /// How many watchers are not synced.
@@ -410,6 +418,7 @@ impl WatchHub {
             Ok(events) => {
                 watcher.next_revision = end;
                 let events = watcher.select(&events);
+                self.caught_up_events += events.len() as u64;
                 if !events.is_empty() {
                     let response = WatchResponse { header, watch_id, events, ..Default::default() };
                     let out = &mut self.outputs;
