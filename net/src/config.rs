@@ -89,9 +89,18 @@ pub struct Flags {
     /// bcrypt cost of password hashes (4 to 31).
     #[arg(long, env = "ETCD_BCRYPT_COST", default_value_t = 10)]
     pub bcrypt_cost: u32,
-    /// `debug`, `info`, `warn` or `error`.
+    /// `debug`, `info`, `warn`, `error`, `panic` or `fatal` (or a tracing filter).
     #[arg(long, env = "ETCD_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// `zap` (JSON lines) or `capnslog` (text lines, etcd 3.4's default).
+    #[arg(long, env = "ETCD_LOGGER", default_value = "capnslog")]
+    pub logger: String,
+    /// Where logs go: `default`, `stderr`, `stdout` or file paths, comma-separated.
+    #[arg(long, env = "ETCD_LOG_OUTPUTS", default_value = "default")]
+    pub log_outputs: String,
+    /// `basic` or `extensive` (adds `grpc_server_handling_seconds`).
+    #[arg(long, env = "ETCD_METRICS", default_value = "basic")]
+    pub metrics: String,
     /// Serve etcd's JSON gateway (`/v3/...`) on the client port.
     #[arg(long, env = "ETCD_ENABLE_GRPC_GATEWAY", action = clap::ArgAction::Set,
           num_args = 0..=1, default_value_t = true, default_missing_value = "true")]

@@ -10,9 +10,12 @@
 //! loop only moves data.
 
 use crate::handle::{Command, Handle, Leader};
+use crate::metrics::Metrics;
+use crate::notice::{Notices, SnapshotTimer};
 use crate::peer::Peers;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use stead_core::api::{Error, Response, WatchResponse};
 use stead_core::node::{ClientId, Input, Output};
 use stead_core::time::Instant;
@@ -37,20 +40,26 @@ pub struct Driver<D: MemberDisk> {
     peers: Peers,
     /// The member's disk, for syncs.
     disk: D,
+    /// What the driver measures and logs about the member.
+    notices: Notices,
 }
 
 impl<D: MemberDisk> Driver<D> {
     /// A driver for `host` on `disk` (which runs its WAL syncs), whose clock started at `start`,
-    /// and the handle to reach it.
+    /// counting in `metrics`, and the handle to reach it.
     pub fn new(
         host: Host<D>,
         disk: D,
         start: tokio::time::Instant,
         peers: Peers,
+        metrics: Arc<Metrics>,
+        heartbeat: std::time::Duration,
     ) -> (Driver<D>, Handle, mpsc::UnboundedReceiver<Command>) {
         let (commands, receiver) = mpsc::unbounded_channel();
         let timeout = std::time::Duration::from_nanos(host.node().request_timeout().as_nanos());
-        let handle = Handle::new(commands, timeout, peers.dialer().clone());
+        let handle = Handle::new(commands, timeout, peers.dialer().clone(), metrics.clone());
+        let notices = Notices::new(host.node(), heartbeat, metrics.clone());
+        let host = host.with_observer(Box::new(SnapshotTimer::new(metrics)));
         let driver = Driver {
             host,
             start,
@@ -59,6 +68,7 @@ impl<D: MemberDisk> Driver<D> {
             watches: BTreeMap::new(),
             peers,
             disk,
+            notices,
         };
         (driver, handle, receiver)
     }
@@ -75,19 +85,21 @@ impl<D: MemberDisk> Driver<D> {
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), HostError> {
         // The sync in flight: the batches it covers and where its outcome arrives.
-        let mut syncing: Option<(PendingSync, oneshot::Receiver<std::io::Result<()>>)> = None;
+        type Syncing = (PendingSync, oneshot::Receiver<std::io::Result<()>>, tokio::time::Instant);
+        let mut syncing: Option<Syncing> = None;
         loop {
             if syncing.is_none() {
                 if let Some(sync) = self.host.begin_sync()? {
+                    let started = tokio::time::Instant::now();
                     let done = self.disk.start_sync(sync.path.as_deref());
-                    syncing = Some((sync, done));
+                    syncing = Some((sync, done, started));
                 }
             }
             let wake = self.host.node().poll_timeout();
             let deadline = self.start + std::time::Duration::from_nanos(wake.as_nanos());
             let synced = async {
                 match syncing.as_mut() {
-                    Some((_, done)) => done.await,
+                    Some((_, done, _)) => done.await,
                     None => std::future::pending().await,
                 }
             };
@@ -101,13 +113,18 @@ impl<D: MemberDisk> Driver<D> {
                     self.input(Input::Tick { now })?;
                 }
                 outcome = synced => {
-                    let (sync, _) = syncing.take().expect("a sync was in flight");
+                    let (sync, _, started) = syncing.take().expect("a sync was in flight");
+                    if sync.path.is_some() {
+                        self.notices.synced(started.elapsed());
+                    }
                     let ended = || Err(std::io::Error::other("the sync thread ended"));
                     if let Err(error) = outcome.unwrap_or_else(|_| ended()) {
                         let path = sync.path.as_deref().unwrap_or(Path::new(""));
                         return Err(sync_failed(path, error));
                     }
+                    let started = tokio::time::Instant::now();
                     let outputs = self.host.finish_sync(sync)?;
+                    self.notices.after_input(self.host.node(), started.elapsed());
                     self.route(outputs)?;
                 }
                 command = commands.recv() => {
@@ -143,6 +160,10 @@ impl<D: MemberDisk> Driver<D> {
                 self.input(Input::WatchClosed { stream })
             }
             Command::Peer(message) => self.input(Input::Message(message)),
+            Command::Stats { reply } => {
+                let _ = reply.send(self.host.node().stats());
+                Ok(())
+            }
             Command::Leader { reply } => {
                 let node = self.host.node();
                 let leader = node.leader().map(|id| {
@@ -162,7 +183,9 @@ impl<D: MemberDisk> Driver<D> {
     }
 
     fn input(&mut self, input: Input) -> Result<(), HostError> {
+        let started = tokio::time::Instant::now();
         let outputs = self.host.handle(input)?;
+        self.notices.after_input(self.host.node(), started.elapsed());
         self.route(outputs)
     }
 
@@ -173,6 +196,7 @@ impl<D: MemberDisk> Driver<D> {
         for output in outputs {
             match output {
                 Output::Send { to, message } => {
+                    self.notices.sending(&message);
                     let host = &self.host;
                     self.peers.send(to, message, || host.node().members());
                 }
@@ -200,8 +224,7 @@ impl<D: MemberDisk> Driver<D> {
             }
         }
         for stream in delivered {
-            let outputs = self.host.handle(Input::WatchSent { stream, count: 1 })?;
-            self.route(outputs)?;
+            self.input(Input::WatchSent { stream, count: 1 })?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! them depends on another through it.
 
 use crate::dial::Dialer;
+use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,11 @@ pub enum Command {
     },
     /// A raft message from a peer.
     Peer(raft_proto::eraftpb::Message),
+    /// The member's counters and gauges, for `/metrics`.
+    Stats {
+        /// Where the answer goes.
+        reply: oneshot::Sender<stead_core::stats::NodeStats>,
+    },
     /// Who leads, and where it listens (for forwarding requests only the leader answers).
     Leader {
         /// Where the answer goes.
@@ -79,6 +85,8 @@ pub struct Handle {
     peer_channels: Arc<Mutex<BTreeMap<String, tonic::transport::Channel>>>,
     /// How peers are dialed.
     dialer: Dialer,
+    /// The member's metrics.
+    metrics: Arc<Metrics>,
 }
 
 /// How long dialing a peer for a forwarded request may take.
@@ -106,11 +114,12 @@ impl Drop for ServerWatch {
 
 impl Handle {
     /// A handle sending on `commands`, for a member whose request timeout is `request_timeout`,
-    /// reaching peers with `dialer`.
+    /// reaching peers with `dialer`, counting in `metrics`.
     pub fn new(
         commands: mpsc::UnboundedSender<Command>,
         request_timeout: Duration,
         dialer: Dialer,
+        metrics: Arc<Metrics>,
     ) -> Handle {
         Handle {
             commands,
@@ -118,7 +127,20 @@ impl Handle {
             request_timeout,
             peer_channels: Arc::default(),
             dialer,
+            metrics,
         }
+    }
+
+    /// The member's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The member's counters and gauges of the moment (`None` once it has stopped).
+    pub async fn stats(&self) -> Option<stead_core::stats::NodeStats> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Stats { reply }).ok()?;
+        answer.await.ok()
     }
 
     /// Sends `request` with `credential` and waits for the answer.

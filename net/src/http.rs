@@ -1,5 +1,5 @@
 //! The HTTP side of the client port, next to gRPC (over TLS too): `/health`, `/version` and
-//! `/metrics` (Prometheus text with etcd's metric names), etcd's JSON gateway under `/v3/`
+//! `/metrics` (etcd's Prometheus metrics, [`crate::metrics`]), etcd's JSON gateway under `/v3/`
 //! ([`crate::gateway`]), and etcd's access rules around them all: CORS headers (`--cors`), an
 //! answer to every `OPTIONS`, and plaintext requests for hosts not in `--host-whitelist`
 //! refused. `--listen-metrics-urls` serve `/metrics` and `/health` alone ([`metrics_routes`]).
@@ -200,7 +200,9 @@ async fn health(handle: &Handle, method: Method, query: &str) -> Response {
     let excluded: Vec<&str> =
         query.split('&').filter_map(|pair| pair.strip_prefix("exclude=")).collect();
     let kind = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    if healthy(handle, &excluded).await {
+    let healthy = healthy(handle, &excluded).await;
+    handle.metrics().health_checked(healthy);
+    if healthy {
         (StatusCode::OK, kind, "{\"health\":\"true\"}").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, kind, "{\"health\":\"false\"}\n").into_response()
@@ -233,27 +235,12 @@ async fn healthy(handle: &Handle, excluded: &[&str]) -> bool {
     matches!(read, Ok(Ok(_)) | Ok(Err(stead_core::api::Error::Auth(_))))
 }
 
+/// `/metrics`: the member's numbers copied in, then every metric in Prometheus's text format.
 async fn metrics(handle: &Handle) -> String {
-    let Some(status) = status(handle).await else { return String::new() };
-    let gauge = |name: &str, help: &str, kind: &str, value: String| {
-        format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n")
-    };
-    [
-        gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", "gauge", u64::from(status.leader != 0).to_string()),
-        gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", "gauge", u64::from(status.leader == status.header.member_id).to_string()),
-        gauge("etcd_server_is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", "gauge", u64::from(status.is_learner).to_string()),
-        gauge("etcd_server_proposals_committed_total", "The total number of consensus proposals committed.", "gauge", status.raft_index.to_string()),
-        gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.", "gauge", status.raft_applied_index.to_string()),
-        gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.", "gauge", status.db_size.to_string()),
-        gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.", "gauge", status.db_size_in_use.to_string()),
-        gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.", "gauge", status.header.revision.to_string()),
-        format!(
-            "# HELP etcd_server_id Server or member ID in hexadecimal format. 1 for 'server_id' \
-             label with current ID.\n# TYPE etcd_server_id gauge\netcd_server_id{{server_id=\"{:x}\"}} 1\n",
-            status.header.member_id
-        ),
-    ]
-    .concat()
+    if let Some(stats) = handle.stats().await {
+        handle.metrics().update(&stats);
+    }
+    handle.metrics().render()
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! serves etcd's v3 gRPC API, so that `etcdctl` and etcd's client libraries work unchanged;
 //! [`config`] reads etcd's flags ([`tls`] the security ones); `http` and `gateway` are the
 //! client port's HTTP side (etcd's endpoints and its JSON gateway); [`server`] puts them together;
-//! `snapshot` is `stead snapshot save|status|restore`.
+//! `snapshot` is `stead snapshot save|status|restore`; [`metrics`] are etcd's Prometheus
+//! metrics and `log` its log formats.
 //! Decisions belong to the core, never to this crate.
 
 pub mod config;
@@ -25,6 +26,9 @@ pub mod join;
 pub mod listen;
 #[cfg(not(madsim))]
 pub mod lock;
+pub mod log;
+pub mod metrics;
+pub mod notice;
 pub mod peer;
 pub mod proto;
 pub mod server;

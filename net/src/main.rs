@@ -16,9 +16,13 @@ fn main() -> std::process::ExitCode {
         return snapshot();
     }
     let flags = Flags::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logger = stead_net::log::Logger::parse(&flags.logger);
+    let logging =
+        logger.and_then(|l| stead_net::log::init(l, &flags.log_outputs, &flags.log_level));
+    if let Err(error) = logging {
+        eprintln!("stead: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
     let runtime = match runtime {
         Ok(runtime) => runtime,

@@ -10,6 +10,7 @@
 
 use crate::dial::Dialer;
 use crate::handle::{Command, Handle};
+use crate::metrics::Metrics;
 use crate::proto::etcdserverpb::{MemberListRequest, MemberListResponse};
 use crate::proto::steadpeer::peer_client::PeerClient;
 use crate::proto::steadpeer::peer_server::{Peer, PeerServer};
@@ -17,6 +18,7 @@ use crate::proto::steadpeer::{ForwardAnswer, Forwarded, RaftAck, RaftBatch};
 use protobuf::Message as _;
 use raft_proto::eraftpb::Message;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use stead_core::api::Member;
 use tokio::sync::mpsc;
@@ -30,8 +32,10 @@ const QUEUE_MAX: usize = 10_000;
 /// The largest message a member sends or accepts (a snapshot travels as one message).
 pub const MESSAGE_BYTES_MAX: usize = 512 * 1024 * 1024;
 
+/// How often a member times a round trip to each peer (etcd probes every few seconds).
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The sender tasks, by member id.
-#[derive(Default)]
 pub struct Peers {
     queues: BTreeMap<u64, mpsc::UnboundedSender<Message>>,
     /// Where members listen before the node has applied the membership (a member that joined
@@ -39,13 +43,16 @@ pub struct Peers {
     known: Vec<Member>,
     /// How peers are dialed.
     dialer: Dialer,
+    /// This member's id, and where traffic is counted.
+    local: u64,
+    metrics: Arc<Metrics>,
 }
 
 impl Peers {
-    /// Senders that dial with `dialer` and fall back on `known` for members the node does not
-    /// know yet.
-    pub fn new(known: Vec<Member>, dialer: Dialer) -> Peers {
-        Peers { queues: BTreeMap::new(), known, dialer }
+    /// Senders for member `local` that dial with `dialer`, fall back on `known` for members the
+    /// node does not know yet, and count their traffic in `metrics`.
+    pub fn new(known: Vec<Member>, dialer: Dialer, local: u64, metrics: Arc<Metrics>) -> Peers {
+        Peers { queues: BTreeMap::new(), known, dialer, local, metrics }
     }
 
     /// How peers are dialed.
@@ -71,13 +78,51 @@ impl Peers {
         };
         let (queue, receiver) = mpsc::unbounded_channel();
         let _ = queue.send(message);
-        tokio::spawn(sender(to, url.clone(), self.dialer.clone(), receiver));
+        let link = Link { local: self.local, to, url: url.clone(), metrics: self.metrics.clone() };
+        tokio::spawn(probe(link.clone(), self.dialer.clone(), queue.downgrade()));
+        tokio::spawn(sender(link, self.dialer.clone(), receiver));
         self.queues.insert(to, queue);
     }
 }
 
+/// One member's connection to one peer, and where its traffic is counted.
+#[derive(Clone)]
+struct Link {
+    local: u64,
+    to: u64,
+    url: String,
+    metrics: Arc<Metrics>,
+}
+
+impl Link {
+    fn to_label(&self) -> String {
+        format!("{:x}", self.to)
+    }
+
+    /// The stream to the peer is up or down (`etcd_network_active_peers`,
+    /// `etcd_network_disconnected_peers_total`).
+    fn connected(&self, up: bool) {
+        let labels = [format!("{:x}", self.local), self.to_label()];
+        let labels = [labels[0].as_str(), labels[1].as_str()];
+        let network = &self.metrics.network;
+        if up {
+            network.active_peers.with_label_values(&labels).set(1);
+        } else {
+            network.active_peers.with_label_values(&labels).set(0);
+            network.disconnected_peers.with_label_values(&labels).inc();
+        }
+    }
+
+    fn failed(&self, messages: u64) {
+        let to = self.to_label();
+        self.metrics.network.peer_sent_failures.with_label_values(&[&to]).inc_by(messages);
+    }
+}
+
 /// Sends a peer's queue on one long-lived stream, batch by batch, reconnecting as needed.
-async fn sender(to: u64, url: String, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<Message>) {
+async fn sender(link: Link, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<Message>) {
+    let (to, url) = (link.to, link.url.clone());
+    let sent_bytes = link.metrics.network.peer_sent_bytes.with_label_values(&[&link.to_label()]);
     let mut backoff = Duration::from_millis(50);
     // Connect only once there is something to send.
     while let Some(first) = queue.recv().await {
@@ -85,9 +130,10 @@ async fn sender(to: u64, url: String, dialer: Dialer, mut queue: mpsc::Unbounded
             Ok(client) => client,
             Err(error) => {
                 tracing::debug!(peer = to, %url, %error, "peer unreachable");
+                link.failed(1);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
-                shed(&mut queue);
+                link.failed(shed(&mut queue));
                 continue;
             }
         };
@@ -95,6 +141,7 @@ async fn sender(to: u64, url: String, dialer: Dialer, mut queue: mpsc::Unbounded
         let (batches, outgoing) = mpsc::channel(STREAM_BATCHES);
         let call = client.stream(tokio_stream::wrappers::ReceiverStream::new(outgoing));
         tokio::pin!(call);
+        link.connected(true);
         let mut next = Some(first);
         loop {
             let first = match next.take() {
@@ -103,24 +150,54 @@ async fn sender(to: u64, url: String, dialer: Dialer, mut queue: mpsc::Unbounded
                 None => tokio::select! {
                     biased;
                     ended = &mut call => {
+                        if ended.is_err() {
+                            link.failed(1);
+                        }
                         tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
                         break;
                     }
                     message = queue.recv() => match message {
                         Some(message) => message,
-                        None => return,
+                        None => return link.connected(false),
                     },
                 },
             };
             let batch = encode(first, &mut queue);
+            let bytes: usize = batch.messages.iter().map(Vec::len).sum();
+            let count = batch.messages.len() as u64;
             tokio::select! {
                 biased;
                 ended = &mut call => {
                     tracing::debug!(peer = to, outcome = ?ended.err(), "peer stream ended");
+                    link.failed(count.max(1));
                     break;
                 }
-                sent = batches.send(batch) => if sent.is_err() { break },
+                sent = batches.send(batch) => {
+                    if sent.is_err() { break }
+                    sent_bytes.inc_by(bytes as u64);
+                }
             }
+        }
+        link.connected(false);
+    }
+}
+
+/// Times a round trip to the peer every [`PROBE_INTERVAL`] while its sender lives
+/// (`etcd_network_peer_round_trip_time_seconds`).
+async fn probe(link: Link, dialer: Dialer, alive: mpsc::WeakUnboundedSender<Message>) {
+    let rtt = link.metrics.network.peer_rtt.with_label_values(&[&link.to_label()]);
+    let mut client = None;
+    while alive.upgrade().is_some() {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        if client.is_none() {
+            client = connect(&dialer, &link.url).await.ok();
+        }
+        let Some(peer) = client.as_mut() else { continue };
+        let started = tokio::time::Instant::now();
+        let answered = tokio::time::timeout(PROBE_INTERVAL, peer.probe(RaftAck {})).await;
+        match answered {
+            Ok(Ok(_)) => rtt.observe(started.elapsed().as_secs_f64()),
+            _ => client = None,
         }
     }
 }
@@ -147,11 +224,14 @@ async fn connect(
         .max_encoding_message_size(MESSAGE_BYTES_MAX))
 }
 
-/// Drops queued messages beyond [`QUEUE_MAX`] while a peer is unreachable.
-fn shed(queue: &mut mpsc::UnboundedReceiver<Message>) {
+/// Drops queued messages beyond [`QUEUE_MAX`] while a peer is unreachable; returns how many.
+fn shed(queue: &mut mpsc::UnboundedReceiver<Message>) -> u64 {
+    let mut dropped = 0;
     while queue.len() > QUEUE_MAX {
         let _ = queue.try_recv();
+        dropped += 1;
     }
+    dropped
 }
 
 /// The receiving side: hands each batch to the member.
@@ -175,11 +255,19 @@ impl Peer for PeerService {
         request: tonic::Request<tonic::Streaming<RaftBatch>>,
     ) -> Result<tonic::Response<RaftAck>, tonic::Status> {
         let mut batches = request.into_inner();
+        let received = &self.handle.metrics().network.peer_received_bytes;
+        let mut counters = BTreeMap::new();
         while let Some(batch) = batches.message().await? {
             for bytes in batch.messages {
                 let message = Message::parse_from_bytes(&bytes).map_err(|e| {
                     tonic::Status::invalid_argument(format!("bad raft message: {e}"))
                 })?;
+                counters
+                    .entry(message.from)
+                    .or_insert_with(|| {
+                        received.with_label_values(&[&format!("{:x}", message.from)])
+                    })
+                    .inc_by(bytes.len() as u64);
                 if !self.handle.send(Command::Peer(message)) {
                     return Err(tonic::Status::unavailable("etcdserver: server stopped"));
                 }
@@ -194,6 +282,13 @@ impl Peer for PeerService {
     ) -> Result<tonic::Response<MemberListResponse>, tonic::Status> {
         let answer = crate::service::cluster::member_list(&self.handle, None).await?;
         Ok(tonic::Response::new(answer))
+    }
+
+    async fn probe(
+        &self,
+        _request: tonic::Request<RaftAck>,
+    ) -> Result<tonic::Response<RaftAck>, tonic::Status> {
+        Ok(tonic::Response::new(RaftAck {}))
     }
 
     async fn forward(

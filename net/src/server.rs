@@ -73,7 +73,15 @@ pub async fn serve<D: MemberDisk>(
         cluster = format_args!("{:x}", host.node().cluster_id()),
         "starting"
     );
-    let (driver, handle, commands) = Driver::new(host, disk, start, Peers::new(known, dialer));
+    let extensive = match flags.metrics.as_str() {
+        "basic" => false,
+        "extensive" => true,
+        other => return Err(format!("unknown metrics option {other:?} (basic or extensive)")),
+    };
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(extensive));
+    let heartbeat = std::time::Duration::from_nanos(config.heartbeat_interval.as_nanos());
+    let peers = Peers::new(known, dialer, host.node().id(), metrics.clone());
+    let (driver, handle, commands) = Driver::new(host, disk, start, peers, metrics, heartbeat);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -204,7 +212,9 @@ impl Security {
         let server = match port {
             Port::Client => {
                 let routes = client_services!(tonic::service::Routes::default(), handle);
-                http(crate::http::routes(routes.into_axum_router(), handle.clone(), &self.http))
+                let metrics = handle.metrics().clone();
+                let grpc = crate::metrics::grpc::layer(routes.into_axum_router(), metrics);
+                http(crate::http::routes(grpc, handle.clone(), &self.http))
             }
             Port::Peer => {
                 tonic::transport::Server::builder().add_service(PeerService::server(handle.clone()))

@@ -1,11 +1,12 @@
 //! The KV service: Range, Put, DeleteRange, Txn, Compact.
 
-use super::{ask, status, unexpected};
+use super::{ask, slow, status, unexpected};
 use crate::convert::kv as convert;
 use crate::handle::Handle;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
 use stead_core::api::{CompactionRequest, Error, KvError, Request, Response};
+use tokio::time::Instant;
 use tonic::{Request as Call, Response as Answer, Status};
 
 /// The KV service of one member.
@@ -26,39 +27,56 @@ impl Kv for KvService {
         &self,
         call: Call<pb::RangeRequest>,
     ) -> Result<Answer<pb::RangeResponse>, Status> {
+        let started = Instant::now();
         let request = Request::Range(convert::range_request(call.get_ref().clone()));
-        match ask(&self.handle, &call, request).await? {
-            Response::Range(r) => Ok(Answer::new(convert::range_response(r))),
-            other => Err(unexpected(other)),
-        }
+        let answer = match ask(&self.handle, &call, request).await {
+            Ok(Response::Range(r)) => Ok(Answer::new(convert::range_response(r))),
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(error),
+        };
+        slow::check(&self.handle, started, true, call.get_ref(), &answer);
+        answer
     }
 
     async fn put(&self, call: Call<pb::PutRequest>) -> Result<Answer<pb::PutResponse>, Status> {
+        let started = Instant::now();
         let request = Request::Put(convert::put_request(call.get_ref().clone()));
-        match ask(&self.handle, &call, request).await? {
-            Response::Put(r) => Ok(Answer::new(convert::put_response(r))),
-            other => Err(unexpected(other)),
-        }
+        let answer = match ask(&self.handle, &call, request).await {
+            Ok(Response::Put(r)) => Ok(Answer::new(convert::put_response(r))),
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(error),
+        };
+        slow::check(&self.handle, started, false, call.get_ref(), &answer);
+        answer
     }
 
     async fn delete_range(
         &self,
         call: Call<pb::DeleteRangeRequest>,
     ) -> Result<Answer<pb::DeleteRangeResponse>, Status> {
+        let started = Instant::now();
         let request = Request::DeleteRange(convert::delete_request(call.get_ref().clone()));
-        match ask(&self.handle, &call, request).await? {
-            Response::DeleteRange(r) => Ok(Answer::new(convert::delete_response(r))),
-            other => Err(unexpected(other)),
-        }
+        let answer = match ask(&self.handle, &call, request).await {
+            Ok(Response::DeleteRange(r)) => Ok(Answer::new(convert::delete_response(r))),
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(error),
+        };
+        slow::check(&self.handle, started, false, call.get_ref(), &answer);
+        answer
     }
 
     async fn txn(&self, call: Call<pb::TxnRequest>) -> Result<Answer<pb::TxnResponse>, Status> {
+        let started = Instant::now();
         let txn = convert::txn_request(call.get_ref().clone())
             .ok_or_else(|| status(Error::Kv(KvError::KeyNotFound)))?;
-        match ask(&self.handle, &call, Request::Txn(txn)).await? {
-            Response::Txn(r) => Ok(Answer::new(convert::txn_response(r))),
-            other => Err(unexpected(other)),
-        }
+        let read_only = is_read_only(&txn);
+        let answer = match ask(&self.handle, &call, Request::Txn(txn)).await {
+            Ok(Response::Txn(r)) => Ok(Answer::new(convert::txn_response(r))),
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => Err(error),
+        };
+        slow::check(&self.handle, started, read_only, call.get_ref(), &answer);
+        answer
     }
 
     async fn compact(
@@ -77,4 +95,18 @@ impl Kv for KvService {
             other => Err(unexpected(other)),
         }
     }
+}
+
+/// Whether a transaction only reads (etcd's `isTxnReadonly`: every op of both branches is a
+/// range, nested transactions included).
+fn is_read_only(txn: &stead_core::api::TxnRequest) -> bool {
+    use stead_core::api::RequestOp;
+    fn reads(ops: &[RequestOp]) -> bool {
+        ops.iter().all(|op| match op {
+            RequestOp::Range(_) => true,
+            RequestOp::Txn(inner) => reads(&inner.success) && reads(&inner.failure),
+            _ => false,
+        })
+    }
+    reads(&txn.success) && reads(&txn.failure)
 }

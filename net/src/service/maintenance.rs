@@ -113,7 +113,11 @@ impl Maintenance for MaintenanceService {
         &self,
         call: Call<pb::DefragmentRequest>,
     ) -> Result<Answer<pb::DefragmentResponse>, Status> {
-        match self.maintenance(&call, MaintenanceRequest::Defragment).await? {
+        let started = tokio::time::Instant::now();
+        let answer = self.maintenance(&call, MaintenanceRequest::Defragment).await?;
+        let took = started.elapsed();
+        self.handle.metrics().disk.backend_defrag.observe(took.as_secs_f64());
+        match answer {
             Response::Empty(_) => Ok(Answer::new(pb::DefragmentResponse { header: None })),
             other => Err(unexpected(other)),
         }
@@ -149,10 +153,13 @@ impl Maintenance for MaintenanceService {
         &self,
         call: Call<pb::SnapshotRequest>,
     ) -> Result<Answer<Self::SnapshotStream>, Status> {
+        let started = tokio::time::Instant::now();
         let blob = match self.maintenance(&call, MaintenanceRequest::Snapshot).await? {
             Response::Snapshot(s) => s.blob,
             other => return Err(unexpected(other)),
         };
+        let took = started.elapsed();
+        self.handle.metrics().disk.backend_snapshot.observe(took.as_secs_f64());
         let total = blob.len();
         let chunks: Vec<Result<pb::SnapshotResponse, Status>> = blob
             .chunks(SNAPSHOT_CHUNK)

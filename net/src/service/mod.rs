@@ -24,6 +24,7 @@ pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod slow;
 pub mod watch;
 
 use crate::handle::Handle;
