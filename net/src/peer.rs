@@ -72,16 +72,35 @@ impl Peers {
             None => message,
         };
         let members = members();
+        // Every peer gets its link now: a follower sends only to its leader, but its probes
+        // and peer metrics cover every peer, as etcd's streams do.
+        let unlinked: Vec<(u64, String)> = members
+            .iter()
+            .chain(&self.known)
+            .filter(|m| m.id != self.local && m.id != to && !self.queues.contains_key(&m.id))
+            .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
+            .collect();
+        for (id, url) in unlinked {
+            if !self.queues.contains_key(&id) {
+                self.link(id, url);
+            }
+        }
         let member = members.iter().chain(&self.known).find(|m| m.id == to);
         let Some(url) = member.and_then(|m| m.peer_urls.first()) else {
             return;
         };
-        let (queue, receiver) = mpsc::unbounded_channel();
+        let queue = self.link(to, url.clone());
         let _ = queue.send(message);
-        let link = Link { local: self.local, to, url: url.clone(), metrics: self.metrics.clone() };
+    }
+
+    /// Starts the sender and the prober of member `to` at `url`; returns its queue.
+    fn link(&mut self, to: u64, url: String) -> mpsc::UnboundedSender<Message> {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let link = Link { local: self.local, to, url, metrics: self.metrics.clone() };
         tokio::spawn(probe(link.clone(), self.dialer.clone(), queue.downgrade()));
         tokio::spawn(sender(link, self.dialer.clone(), receiver));
-        self.queues.insert(to, queue);
+        self.queues.insert(to, queue.clone());
+        queue
     }
 }
 
@@ -99,7 +118,7 @@ impl Link {
         format!("{:x}", self.to)
     }
 
-    /// The stream to the peer is up or down (`etcd_network_active_peers`,
+    /// The peer answers its probes, or stopped answering (`etcd_network_active_peers`,
     /// `etcd_network_disconnected_peers_total`).
     fn connected(&self, up: bool) {
         let labels = [format!("{:x}", self.local), self.to_label()];
@@ -141,7 +160,6 @@ async fn sender(link: Link, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<M
         let (batches, outgoing) = mpsc::channel(STREAM_BATCHES);
         let call = client.stream(tokio_stream::wrappers::ReceiverStream::new(outgoing));
         tokio::pin!(call);
-        link.connected(true);
         let mut next = Some(first);
         loop {
             let first = match next.take() {
@@ -158,7 +176,7 @@ async fn sender(link: Link, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<M
                     }
                     message = queue.recv() => match message {
                         Some(message) => message,
-                        None => return link.connected(false),
+                        None => return,
                     },
                 },
             };
@@ -178,27 +196,37 @@ async fn sender(link: Link, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<M
                 }
             }
         }
-        link.connected(false);
     }
 }
 
-/// Times a round trip to the peer every [`PROBE_INTERVAL`] while its sender lives
-/// (`etcd_network_peer_round_trip_time_seconds`).
+/// Times a round trip to the peer every [`PROBE_INTERVAL`] (every second while it does not
+/// answer) for as long as its sender lives (`etcd_network_peer_round_trip_time_seconds`); a
+/// peer that answers is an active peer, one that stops answering a disconnected one.
 async fn probe(link: Link, dialer: Dialer, alive: mpsc::WeakUnboundedSender<Message>) {
     let rtt = link.metrics.network.peer_rtt.with_label_values(&[&link.to_label()]);
-    let mut client = None;
+    let (mut client, mut up) = (None, false);
     while alive.upgrade().is_some() {
-        tokio::time::sleep(PROBE_INTERVAL).await;
         if client.is_none() {
             client = connect(&dialer, &link.url).await.ok();
         }
-        let Some(peer) = client.as_mut() else { continue };
-        let started = tokio::time::Instant::now();
-        let answered = tokio::time::timeout(PROBE_INTERVAL, peer.probe(RaftAck {})).await;
-        match answered {
-            Ok(Ok(_)) => rtt.observe(started.elapsed().as_secs_f64()),
-            _ => client = None,
+        let mut answered = false;
+        if let Some(peer) = client.as_mut() {
+            let started = tokio::time::Instant::now();
+            let asked = tokio::time::timeout(PROBE_INTERVAL, peer.probe(RaftAck {})).await;
+            answered = matches!(asked, Ok(Ok(_)));
+            if answered {
+                rtt.observe(started.elapsed().as_secs_f64());
+            }
         }
+        if !answered {
+            client = None;
+        }
+        if answered != up {
+            up = answered;
+            link.connected(up);
+        }
+        let pause = if up { PROBE_INTERVAL } else { Duration::from_secs(1) };
+        tokio::time::sleep(pause).await;
     }
 }
 

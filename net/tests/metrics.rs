@@ -403,6 +403,20 @@ fn a_lost_leader_and_a_full_quota_show_in_metrics_and_health() {
         first.map(|_| ()).ok_or_else(|| "no leader".to_string())
     });
     let first = first.expect("a leader");
+    // Every member, followers too, reaches both its peers and times the round trips.
+    for member in 0..3 {
+        eventually(Duration::from_secs(20), || {
+            let now = families(&scrape(ports.client[member]));
+            let active: f64 =
+                now.get("etcd_network_active_peers").map_or(0.0, |f| f.series.values().sum());
+            let timed = now.get("etcd_network_peer_round_trip_time_seconds").map_or(0, |f| {
+                f.series.iter().filter(|(s, n)| s.contains("_count") && **n > 0.0).count()
+            });
+            (active == 2.0 && timed == 2)
+                .then_some(())
+                .ok_or(format!("member {member}: {active} active peers, {timed} timed"))
+        });
+    }
     let survivor = (first + 1) % 3;
     let changes_before = value(
         &families(&scrape(ports.client[survivor])),
