@@ -199,8 +199,7 @@ async fn sender(link: Link, dialer: Dialer, mut queue: mpsc::UnboundedReceiver<M
     }
 }
 
-/// Times a round trip to the peer every [`PROBE_INTERVAL`] (every second while it does not
-/// answer) for as long as its sender lives (`etcd_network_peer_round_trip_time_seconds`); a
+/// Times a round trip to the peer every [`PROBE_INTERVAL`] for as long as its sender lives (`etcd_network_peer_round_trip_time_seconds`); a
 /// peer that answers is an active peer, one that stops answering a disconnected one.
 async fn probe(link: Link, dialer: Dialer, alive: mpsc::WeakUnboundedSender<Message>) {
     let rtt = link.metrics.network.peer_rtt.with_label_values(&[&link.to_label()]);
@@ -225,8 +224,7 @@ async fn probe(link: Link, dialer: Dialer, alive: mpsc::WeakUnboundedSender<Mess
             up = answered;
             link.connected(up);
         }
-        let pause = if up { PROBE_INTERVAL } else { Duration::from_secs(1) };
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
 
