@@ -25,6 +25,7 @@ pub use key_range::KeyRange;
 pub use revision::Revision;
 pub use snapshot::KvSnapshot;
 pub use store::{version_cost, KvStore, VERSION_OVERHEAD};
+pub use txn::is_read_only;
 
 #[cfg(test)]
 mod tests;

@@ -137,7 +137,7 @@ fn branch(request: &TxnRequest, succeeded: bool) -> &[RequestOp] {
 }
 
 /// etcd's `isTxnReadonly`: no branch holds anything but ranges.
-fn is_read_only(request: &TxnRequest) -> bool {
+pub fn is_read_only(request: &TxnRequest) -> bool {
     let only_ranges = |ops: &[RequestOp]| ops.iter().all(|op| matches!(op, RequestOp::Range(_)));
     only_ranges(&request.success) && only_ranges(&request.failure)
 }

@@ -23,9 +23,10 @@ use super::auth::Caller;
 use super::{ClientId, Node};
 use crate::api::{
     AuthInfo, AuthRequest, ClusterError, ClusterRequest, Credential, Error, Request, RequestOp,
-    Response, ServerError, TxnRequest,
+    Response, ServerError,
 };
 use crate::apply::{self, InternalRequest, RequestHeader};
+use crate::mvcc::is_read_only;
 use crate::time::Instant;
 use raft::ReadState;
 use std::collections::BTreeMap;
@@ -134,11 +135,6 @@ impl Requests {
     pub(super) fn pending_proposals(&self) -> usize {
         self.proposals.len()
     }
-}
-
-/// etcd's `isTxnReadonly`: both branches hold only ranges.
-fn is_read_only(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(|op| matches!(op, RequestOp::Range(_)))
 }
 
 /// Whether a read may be served locally without a ReadIndex round.

@@ -27,56 +27,44 @@ impl Kv for KvService {
         &self,
         call: Call<pb::RangeRequest>,
     ) -> Result<Answer<pb::RangeResponse>, Status> {
-        let started = Instant::now();
         let request = Request::Range(convert::range_request(call.get_ref().clone()));
-        let answer = match ask(&self.handle, &call, request).await {
-            Ok(Response::Range(r)) => Ok(Answer::new(convert::range_response(r))),
-            Ok(other) => Err(unexpected(other)),
-            Err(error) => Err(error),
-        };
-        slow::check(&self.handle, started, true, call.get_ref(), &answer);
-        answer
+        self.serve(&call, request, true, |answer| match answer {
+            Response::Range(r) => Ok(convert::range_response(r)),
+            other => Err(unexpected(other)),
+        })
+        .await
     }
 
     async fn put(&self, call: Call<pb::PutRequest>) -> Result<Answer<pb::PutResponse>, Status> {
-        let started = Instant::now();
         let request = Request::Put(convert::put_request(call.get_ref().clone()));
-        let answer = match ask(&self.handle, &call, request).await {
-            Ok(Response::Put(r)) => Ok(Answer::new(convert::put_response(r))),
-            Ok(other) => Err(unexpected(other)),
-            Err(error) => Err(error),
-        };
-        slow::check(&self.handle, started, false, call.get_ref(), &answer);
-        answer
+        self.serve(&call, request, false, |answer| match answer {
+            Response::Put(r) => Ok(convert::put_response(r)),
+            other => Err(unexpected(other)),
+        })
+        .await
     }
 
     async fn delete_range(
         &self,
         call: Call<pb::DeleteRangeRequest>,
     ) -> Result<Answer<pb::DeleteRangeResponse>, Status> {
-        let started = Instant::now();
         let request = Request::DeleteRange(convert::delete_request(call.get_ref().clone()));
-        let answer = match ask(&self.handle, &call, request).await {
-            Ok(Response::DeleteRange(r)) => Ok(Answer::new(convert::delete_response(r))),
-            Ok(other) => Err(unexpected(other)),
-            Err(error) => Err(error),
-        };
-        slow::check(&self.handle, started, false, call.get_ref(), &answer);
-        answer
+        self.serve(&call, request, false, |answer| match answer {
+            Response::DeleteRange(r) => Ok(convert::delete_response(r)),
+            other => Err(unexpected(other)),
+        })
+        .await
     }
 
     async fn txn(&self, call: Call<pb::TxnRequest>) -> Result<Answer<pb::TxnResponse>, Status> {
-        let started = Instant::now();
         let txn = convert::txn_request(call.get_ref().clone())
             .ok_or_else(|| status(Error::Kv(KvError::KeyNotFound)))?;
-        let read_only = is_read_only(&txn);
-        let answer = match ask(&self.handle, &call, Request::Txn(txn)).await {
-            Ok(Response::Txn(r)) => Ok(Answer::new(convert::txn_response(r))),
-            Ok(other) => Err(unexpected(other)),
-            Err(error) => Err(error),
-        };
-        slow::check(&self.handle, started, read_only, call.get_ref(), &answer);
-        answer
+        let read_only = stead_core::mvcc::is_read_only(&txn);
+        self.serve(&call, Request::Txn(txn), read_only, |answer| match answer {
+            Response::Txn(r) => Ok(convert::txn_response(r)),
+            other => Err(unexpected(other)),
+        })
+        .await
     }
 
     async fn compact(
@@ -97,16 +85,22 @@ impl Kv for KvService {
     }
 }
 
-/// Whether a transaction only reads (etcd's `isTxnReadonly`: every op of both branches is a
-/// range, nested transactions included).
-fn is_read_only(txn: &stead_core::api::TxnRequest) -> bool {
-    use stead_core::api::RequestOp;
-    fn reads(ops: &[RequestOp]) -> bool {
-        ops.iter().all(|op| match op {
-            RequestOp::Range(_) => true,
-            RequestOp::Txn(inner) => reads(&inner.success) && reads(&inner.failure),
-            _ => false,
-        })
+impl KvService {
+    /// Asks the member `request` for `call`, converts the answer with `convert` (which refuses
+    /// an answer of the wrong kind), and warns of the call if it was slow.
+    async fn serve<Q: slow::Loggable, A: slow::Answered>(
+        &self,
+        call: &Call<Q>,
+        request: Request,
+        read_only: bool,
+        convert: impl FnOnce(Response) -> Result<A, Status>,
+    ) -> Result<Answer<A>, Status> {
+        let started = Instant::now();
+        let answer = match ask(&self.handle, call, request).await {
+            Ok(response) => convert(response).map(Answer::new),
+            Err(error) => Err(error),
+        };
+        slow::check(&self.handle, started, read_only, call.get_ref(), &answer);
+        answer
     }
-    reads(&txn.success) && reads(&txn.failure)
 }
